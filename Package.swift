@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Fulva",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "FulvaCore", targets: ["FulvaCore"]),
+        .library(name: "FulvaCheck", targets: ["FulvaCheck"]),
+        .executable(name: "rc-migrate", targets: ["rc-migrate"]),
+        .executable(name: "fulva-sim-report", targets: ["fulva-sim-report"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // Pure protocol logic: imports no C and no Foundation.
+        .target(name: "FulvaCore"),
+        // Recorded histories and the linearizability checker.
+        .target(name: "FulvaCheck"),
+        // Deterministic simulation of a cluster running FulvaCore's state machines.
+        .target(
+            name: "FulvaSimulation",
+            dependencies: [
+                "FulvaCore", "FulvaCheck",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]),
+        .executableTarget(
+            name: "fulva-sim-report",
+            dependencies: [
+                "FulvaSimulation", "FulvaCheck", "FulvaCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "rc-migrate",
+            dependencies: [
+                "FulvaCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "FulvaCoreTests", dependencies: ["FulvaCore"]),
+        .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck"]),
+        .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
+    ]
+)

@@ -1,0 +1,109 @@
+/// Where a migration stands, as its record in ZooKeeper says. Every change
+/// is a conditional write on the record, so a cancel and a completion cannot
+/// both win.
+public enum MigrationPhase: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The source is freezing the tablet (source-driven: copying while serving).
+    case preparing
+    /// The destination owns the tablet; data is moving.
+    case moving
+    /// A cancel after Prepare: the tablet is moving back to the source.
+    case cancelling
+    case done
+    case cancelled
+    case failed
+
+    public var isTerminal: Bool { self == .done || self == .cancelled || self == .failed }
+
+    public var description: String { rawValue }
+
+    /// The legal successors of each phase.
+    public func mayBecome(_ next: MigrationPhase) -> Bool {
+        switch (self, next) {
+        case (.preparing, .moving), (.preparing, .cancelled), (.preparing, .failed),
+             (.moving, .done), (.moving, .cancelling), (.moving, .failed),
+             (.cancelling, .cancelled), (.cancelling, .failed):
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+/// One migration's record.
+public struct MigrationRecord: Hashable, Sendable {
+    public var id: MigrationID
+    public var tablet: Tablet
+    public var source: ServerID
+    public var destination: ServerID
+    public var strategy: Strategy
+    public var phase: MigrationPhase
+    /// The store's revision of the record (ZooKeeper's znode version).
+    public var revision: UInt64
+    /// Version bound reported by the source at the end of Prepare.
+    public var versionBound: Version?
+    public var progress: Double
+    public var objectsMoved: UInt64
+    public var bytesMoved: UInt64
+    /// Milliseconds since the epoch (wall clock of whoever wrote the record).
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var lastError: String?
+
+    public init(id: MigrationID, tablet: Tablet, source: ServerID, destination: ServerID,
+                strategy: Strategy, createdAt: Int64 = 0) {
+        self.id = id
+        self.tablet = tablet
+        self.source = source
+        self.destination = destination
+        self.strategy = strategy
+        self.phase = .preparing
+        self.revision = 0
+        self.versionBound = nil
+        self.progress = 0
+        self.objectsMoved = 0
+        self.bytesMoved = 0
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.lastError = nil
+    }
+
+    /// The record after a phase change; the caller writes it conditionally
+    /// on `revision`.
+    public func moved(to next: MigrationPhase, at time: Int64, error: String? = nil) throws(FulvaError) -> MigrationRecord {
+        guard phase.mayBecome(next) else { throw .illegalTransition(id, from: phase, to: next) }
+        var copy = self
+        copy.phase = next
+        copy.updatedAt = time
+        if let error { copy.lastError = error }
+        return copy
+    }
+
+    /// What a cancel does in the current phase.
+    public func cancelAction() throws(FulvaError) -> CancelAction {
+        switch phase {
+        case .preparing: return .releaseSource
+        case .moving:
+            if strategy == .source { throw .cancelTooLate(id, phase) }
+            return .reverse
+        case .cancelling, .done, .cancelled, .failed: throw .cancelTooLate(id, phase)
+        }
+    }
+
+    public enum CancelAction: Hashable, Sendable {
+        /// During Prepare: the source unfreezes and the destination drops the tablet.
+        case releaseSource
+        /// After Prepare: run the protocol backwards, the old source as destination.
+        case reverse
+    }
+}
+
+/// Checks a migration request before anything in the cluster changes.
+public enum MigrationRequest {
+    public static func validate(tablet: Tablet, source: ServerID, destination: ServerID,
+                                active: [MigrationRecord]) throws(FulvaError) {
+        guard source != destination else { throw .sameSourceAndDestination(source) }
+        if let busy = active.first(where: { !$0.phase.isTerminal && $0.tablet.overlaps(tablet) }) {
+            throw .tabletBusy(tablet, busy.id)
+        }
+    }
+}
