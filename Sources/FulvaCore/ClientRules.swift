@@ -281,6 +281,15 @@ public struct ClientRead<Key: Hashable & Sendable>: Sendable {
             waitingFor = [s]
             return .send([s])
         }
+        if sourceGone, let d = destinationAnswer, !d.isAuthoritative {
+            // The source dropped the tablet after the destination answered:
+            // ask the destination again, now that it knows.
+            if table.faults.contains(.notYetMovedTakenAsAbsent) { return .completeAbsent }
+            destinationAnswer = nil
+            waitingFor = [destination!]
+            hint = nil
+            return .send([destination!])
+        }
         guard waitingFor.isEmpty, let s = sourceAnswer, let d = destinationAnswer else {
             if sourceGone, destinationAnswer == nil { return .wait }
             return waitingFor.isEmpty ? .retryLater : .wait

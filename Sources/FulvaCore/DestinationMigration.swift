@@ -59,8 +59,9 @@ public struct DestinationMigration: Hashable, Sendable {
     public var watermarks: Watermarks? { schedule?.watermarks }
 
     /// The source froze the tablet. The host now installs the completion
-    /// records, raises its version floor, adds the tablet in the target
-    /// state, and has the coordinator map the tablet here.
+    /// records, raises its segment safeVersion to the bound (keys created
+    /// here after the migration must not reuse a version the source
+    /// assigned), and asks the coordinator to map the tablet here.
     public mutating func prepared(_ result: PrepareResult) {
         guard phase == .preparing else { return }
         versionFloor = result.versionBound

@@ -60,7 +60,8 @@ public struct PrepareResult: Hashable, Sendable {
 }
 
 /// A reverse run (cancel after Prepare) moves the tablet back to its old
-/// owner. `forwardBound` is the version bound of the forward run: every
+/// owner. It has a migration id of its own, allocated like any other (ids
+/// order migrations by age: a client lets a newer one supersede an older). `forwardBound` is the version bound of the forward run: every
 /// write made at the forward destination has a version at or above it, so
 /// the old owner's entries below it are its old copy.
 public struct ReverseRun: Hashable, Sendable {
@@ -77,8 +78,4 @@ public struct ReverseRun: Hashable, Sendable {
         self.forwardWatermarks = forwardWatermarks
     }
 
-    /// Reverse runs get their own id, ordered after the forward run's.
-    public static func id(reversing forward: MigrationID) -> MigrationID {
-        MigrationID(forward.rawValue | (1 << 63))
-    }
 }

@@ -88,6 +88,8 @@ final class SimCoordinator: Node {
     var records: [MigrationID: MigrationRecord] = [:]
     lazy var resender = Resender(cluster: cluster, owner: id)
     private var nextMigration: UInt64 = 1
+    /// Reverse runs and the migration each one cancels.
+    var reverseOf: [MigrationID: MigrationID] = [:]
     var onEnded: ((MigrationRecord) -> Void)?
 
     init(id: ServerID, cluster: Cluster, tabletMap: [Tablet: ServerID]) {
@@ -134,7 +136,9 @@ final class SimCoordinator: Node {
         case .reverse:
             guard update(m, to: .cancelling) else { throw .cancelTooLate(m, records[m]!.phase) }
             let reverse = ReverseRun(forward: m, forwardBound: record.versionBound ?? 0)
-            let r = ReverseRun.id(reversing: m)
+            let r = MigrationID(nextMigration)
+            nextMigration += 1
+            reverseOf[r] = m
             resender.send("start \(r)", .startMigration(r, record.tablet, source: record.destination,
                                                         record.strategy, reverse: reverse),
                           to: record.source)
@@ -158,8 +162,8 @@ final class SimCoordinator: Node {
         }
     }
 
-    private func isReverse(_ m: MigrationID) -> Bool { m.rawValue & (1 << 63) != 0 }
-    private func forward(of m: MigrationID) -> MigrationID { MigrationID(m.rawValue & ~(1 << 63)) }
+    private func isReverse(_ m: MigrationID) -> Bool { reverseOf[m] != nil }
+    private func forward(of m: MigrationID) -> MigrationID { reverseOf[m] ?? m }
 
     private func grantOwnership(_ m: MigrationID, bound: Version, to sender: ServerID) -> Bool {
         if isReverse(m) {

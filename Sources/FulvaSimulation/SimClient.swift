@@ -132,27 +132,26 @@ final class SimClient: Node {
     }
 
     func makeOperation() -> WorkloadOperation {
-        let roll = Int.random(in: 0..<100, using: &random)
         let key = pickKeys(1)[0]
-        switch roll {
-        case 0..<28:
-            return WorkloadOperation(kind: .read, parts: [(key, .read)])
-        case 28..<42:
+        if random.chance(config.readShare) {
+            if random.chance(0.75) { return WorkloadOperation(kind: .read, parts: [(key, .read)]) }
+            return WorkloadOperation(kind: .multiRead, parts: pickKeys(Int(random.between(2, 4))).map { ($0, .read) })
+        }
+        switch Int.random(in: 0..<100, using: &random) {
+        case 0..<22:
             return WorkloadOperation(kind: .write, parts: [(key, .mutation(.write(value: uniqueValue(), rules: nil)))])
-        case 42..<50:
+        case 22..<35:
             return WorkloadOperation(kind: .remove, parts: [(key, .mutation(.remove(rules: nil)))])
-        case 50..<56:
+        case 35..<45:
             return WorkloadOperation(kind: .conditionalRemove,
                                      parts: [(key, .mutation(.remove(rules: conditional(on: key))))])
-        case 56..<68:
+        case 45..<63:
             return WorkloadOperation(kind: .conditionalWrite,
                                      parts: [(key, .mutation(.write(value: uniqueValue(), rules: conditional(on: key))))])
-        case 68..<82:
+        case 63..<85:
             let rules: RejectRules? = random.chance(0.2) ? RejectRules(doesntExist: true) : nil
             return WorkloadOperation(kind: .increment,
                                      parts: [(key, .mutation(.increment(delta: random.between(1, 9), rules: rules)))])
-        case 82..<91:
-            return WorkloadOperation(kind: .multiRead, parts: pickKeys(Int(random.between(2, 4))).map { ($0, .read) })
         default:
             return WorkloadOperation(kind: .multiWrite, parts: pickKeys(Int(random.between(2, 4))).map {
                 ($0, .mutation(.write(value: uniqueValue(), rules: nil)))

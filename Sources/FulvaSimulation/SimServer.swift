@@ -124,7 +124,15 @@ final class SimServer: Node {
         return MigrationTag(migration: hint.migration, role: .ended)
     }
 
-    func handleRead(_ request: UInt64, key: String, hint: MigrationHint?, from client: ServerID) {
+    func handleRead(_ request: UInt64, key: String, hint: MigrationHint?, from client: ServerID,
+                    queued: Bool = false) {
+        // A source busy serving pulls answers reads late; the tablet may be
+        // gone by then.
+        if !queued, let tablet = tablet(for: key), case .source? = roles[tablet] {
+            let wait = world.random.between(0, cluster.config.sourceReadQueueing)
+            world.after(wait) { [weak self] in self?.handleRead(request, key: key, hint: hint, from: client, queued: true) }
+            return
+        }
         let reply = { (status: ReadStatus, tag: MigrationTag?, fetched: Bool) in
             self.cluster.send(.readReply(request: request, status, tag: tag, priorityFetched: fetched),
                               from: self.id, to: client)
@@ -388,6 +396,9 @@ final class SimServer: Node {
                     completions[record.rpcID] = .done(record)
                 }
                 cluster.counters.completionRecordsHandedOver += records.count
+                // Keys created here after the migration must not reuse a
+                // version the source assigned either (removed keys included).
+                safeVersion = max(safeVersion, result.versionBound)
                 dm.prepared(result)
                 roles[tablet] = .destination(dm, fetched: fetched)
                 resender.send("own \(m)", .takeOwnership(m, versionBound: result.versionBound),
@@ -628,7 +639,7 @@ final class SimServer: Node {
     }
 
     private func drop(_ m: MigrationID, from destination: ServerID) {
-        world.after(cluster.config.dropDelay) { [weak self] in
+        world.after(world.random.between(cluster.config.dropDelay.lowerBound, cluster.config.dropDelay.upperBound)) { [weak self] in
             guard let self else { return }
             for tablet in self.roles.keys {
                 switch self.roles[tablet]! {

@@ -7,11 +7,12 @@ public enum Scenario: String, Hashable, Sendable, CaseIterable {
     /// S→D, then straight back D→S.
     case migrateAndBack
     /// Cancelled while the source freezes the tablet (the cancel may also
-    /// lose the race), then migrated again.
+    /// lose the race), then migrated there and back.
     case cancelDuringPrepare
-    /// Cancelled while data moves (the protocol runs backwards), then migrated again.
+    /// Cancelled while data moves (the protocol runs backwards), then
+    /// migrated there and back.
     case cancelWhileMoving
-    /// S→D, then D→S cancelled while it moves.
+    /// S→D, then D→S cancelled while it moves, then D→S again.
     case migrateBackAndCancel
 
     public static func forSeed(_ seed: UInt64) -> Scenario { allCases[Int(seed % UInt64(allCases.count))] }
@@ -22,25 +23,32 @@ public struct SimulationConfig: Sendable {
     public var strategy: Strategy
     public var scenario: Scenario
     public var faults: ProtocolFaults = .none
-    public var network = NetworkFaults()
-    public var clients = 4
+    public var network: NetworkFaults
+    public var clients = 5
     public var keys = 24
+    /// Share of operations that read (the rest write, remove or increment).
+    public var readShare: Double
     /// Each client runs at least this many operations, keeps going until
     /// the scenario's migrations ended, then runs `tailOperations` more.
-    public var operationsPerClient = 50
-    public var tailOperations = 8
+    public var operationsPerClient = 40
+    public var tailOperations = 5
     public var maxOperationsPerClient = 400
     public var tableID: UInt64 = 1
     /// The part of the table that migrates; the rest stays on the source.
     public var migratingTablet = Tablet(tableID: 1, range: try! KeyHashRange(start: 0, end: 0xBFFF_FFFF_FFFF_FFFF))
     public var otherTablet = Tablet(tableID: 1, range: try! KeyHashRange(start: 0xC000_0000_0000_0000, end: .max))
-    public var bucketCount: UInt64 = 64
-    public var tuning = DestinationMigration.Tuning(partitions: 4, bucketsPerBatch: 2, pipelineDepth: 1)
-    public var pullEntries = 3
-    public var pullService: ClosedRange<Int64> = 300_000...1_500_000
+    public var bucketCount: UInt64 = 16
+    public var tuning: DestinationMigration.Tuning
+    public var pullEntries: Int
+    public var pullService: ClosedRange<Int64>
+    /// About how long the bulk pulls of one migration take (nanoseconds).
+    public var migrationPace: Int64 = 24_000_000
     public var pullTimeout: Int64 = 9_000_000
-    public var dropDelay: Int64 = 2_000_000
+    /// How long a source takes to drop a tablet after the destination finished.
+    public var dropDelay: ClosedRange<Int64> = 20_000...3_000_000
     public var attemptTimeout: Int64 = 3_000_000
+    /// Longest wait of a read in a busy source's queue.
+    public var sourceReadQueueing: Int64 = 2_000_000
     public var operationDeadline: Int64 = 400_000_000
     public var thinkTime: Int64 = 300_000
     public var migrationStartsAt: Int64 = 2_500_000
@@ -52,6 +60,25 @@ public struct SimulationConfig: Sendable {
         self.strategy = strategy
         self.scenario = scenario ?? .forSeed(seed)
         self.faults = faults
+        self.network = .forSeed(seed)
+        // Half the runs write heavily, half mostly read (keys then stay
+        // unmoved until late, and dual reads meet the end of the migration).
+        readShare = (seed / 128) % 2 == 0 ? 0.37 : 0.85
+        // Vary how the destination cuts the work, and pace the pulls so a
+        // migration lasts about as long whatever the cut.
+        let shapes: [(partitions: Int, bucketsPerBatch: UInt64, depth: Int, entries: Int)] =
+            [(4, 1, 1, 3), (1, 8, 1, 100), (2, 1, 1, 3), (4, 2, 2, 3), (2, 4, 1, 100), (1, 1, 2, 3), (8, 1, 1, 3),
+             (2, 2, 1, 2)]
+        let shape = shapes[Int((seed / 16) % UInt64(shapes.count))]
+        tuning = DestinationMigration.Tuning(partitions: shape.partitions, bucketsPerBatch: shape.bucketsPerBatch,
+                                             pipelineDepth: shape.depth)
+        pullEntries = shape.entries
+        // Operations are slow when messages straggle: migrations slow down
+        // as much, so that most operations still overlap one.
+        if network.straggler > 0.1 { migrationPace *= 3 }
+        let rounds = max(1, Int64(bucketCount) / Int64(UInt64(shape.partitions) * shape.bucketsPerBatch * UInt64(shape.depth)))
+        let perPull = migrationPace / rounds
+        pullService = (perPull / 2)...(perPull * 3 / 2)
     }
 }
 
@@ -153,12 +180,12 @@ public enum Simulation {
             scenarioDone = true
             for client in clients { client.operationsLeft = max(client.operationsLeft, config.tailOperations) }
         }
+        // A cancelled first migration can be short: those scenarios move
+        // the tablet there and back afterwards.
+        let planned = config.scenario == .migrateAndBack ? 2 : 3
         coordinator.onEnded = { record in
             migrationsEndedAt = world.now
-            guard record.id == started.first else {
-                endScenario()
-                return
-            }
+            guard started.count < planned else { return endScenario() }
             world.after(500_000) {
                 let owner = coordinator.tabletMap[config.migratingTablet] ?? source
                 let other = owner == source ? destination : source

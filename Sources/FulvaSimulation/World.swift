@@ -27,6 +27,24 @@ public struct NetworkFaults: Hashable, Sendable {
     public var duplicate: Double = 0.02
     public init() {}
 
+    /// Many messages held back for milliseconds: replies of one round
+    /// arrive on both sides of a phase change.
+    public static let stragglers: NetworkFaults = {
+        var f = NetworkFaults()
+        f.straggler = 0.3
+        f.stragglerDelay = 400_000...6_000_000
+        return f
+    }()
+
+    /// The network of a seed: most runs lossy, some with many stragglers, some calm.
+    public static func forSeed(_ seed: UInt64) -> NetworkFaults {
+        switch (seed / 4) % 4 {
+        case 0: return .stragglers
+        case 1: return .calm
+        default: return NetworkFaults()
+        }
+    }
+
     public static let calm: NetworkFaults = {
         var f = NetworkFaults()
         f.straggler = 0

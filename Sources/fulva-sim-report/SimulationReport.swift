@@ -83,6 +83,8 @@ struct Aggregate {
     var roundTrips: [OperationKind: (sum: Int, count: Int, max: Int)] = [:]
     var longestGap: [OperationKind: Int64] = [:]
     var overlapping = 0
+    var fewestOperations = Int.max
+    var smallestOverlapShare = 1.0
 
     mutating func add(_ result: SimulationResult, _ figures: HistoryFigures, linearizable: Bool) {
         runs += 1
@@ -90,6 +92,9 @@ struct Aggregate {
         operations += figures.totalOperations
         failed += figures.failedOperations
         overlapping += result.operationsOverlappingMigration
+        fewestOperations = min(fewestOperations, result.history.operations.count)
+        smallestOverlapShare = min(smallestOverlapShare,
+                                   Double(result.operationsOverlappingMigration) / Double(max(1, result.history.operations.count)))
         for op in result.history.operations where op.onMigratingTablet {
             if op.kind == .read || op.kind == .multiRead {
                 reads += 1
@@ -114,6 +119,8 @@ struct Aggregate {
         var lines: [String] = []
         lines.append("== \(strategy): \(runs) runs, \(operations) operations (\(overlapping) overlapping a migration)")
         lines.append("   non-linearizable runs: \(nonLinearizable)   failed operations: \(failed)")
+        lines.append(String(format: "   per run: at least %d operations, at least %.0f%% of them overlapping a migration",
+                            fewestOperations, smallestOverlapShare * 100))
         let share = reads == 0 ? 0 : Double(dualReads) / Double(reads)
         lines.append(String(format: "   reads sent to both servers: %.1f%%   priority fetches: %d   progress bytes per reply: %.1f",
                             share * 100, priorityFetches, replies == 0 ? 0 : Double(progressBytes) / Double(replies)))
