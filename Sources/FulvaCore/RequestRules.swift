@@ -57,6 +57,11 @@ public struct PrepareResult: Hashable, Sendable {
     /// Strictly greater than every version ever assigned in the tablet.
     public var versionBound: Version
     public var layout: HashTableLayout
+
+    public init(versionBound: Version, layout: HashTableLayout) {
+        self.versionBound = versionBound
+        self.layout = layout
+    }
 }
 
 /// A reverse run (cancel after Prepare) moves the tablet back to its old
