@@ -1,0 +1,88 @@
+/*
+ * fulva_rc.h: RAMCloud's client C API (CRamCloud.h) and fulva.h's admin
+ * calls, resolved at run time from a libramcloud.so that the caller names.
+ *
+ * Swift links no RAMCloud code: a machine without RAMCloud builds and tests
+ * the package, and a program that needs RAMCloud says clearly which library
+ * it could not load or which symbol is missing. Types mirror CRamCloud.h
+ * (a Status is an int; rc_client is opaque); every symbol is prefixed
+ * fulva_rc_.
+ */
+#ifndef FULVA_RC_H
+#define FULVA_RC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct fulva_rc_client;
+
+/* RAMCloud's RejectRules, byte for byte (packed, as in RejectRules.h). */
+struct fulva_rc_reject_rules {
+    uint64_t givenVersion;
+    uint8_t doesntExist;
+    uint8_t exists;
+    uint8_t versionLeGiven;
+    uint8_t versionNeGiven;
+} __attribute__((packed));
+
+/* The functions, once loaded. */
+struct fulva_rc_api {
+    int (*connect)(const char *locator, const char *clusterName,
+                   struct fulva_rc_client **client);
+    void (*disconnect)(struct fulva_rc_client *client);
+    int (*createTable)(struct fulva_rc_client *client, const char *name,
+                       uint32_t serverSpan);
+    int (*dropTable)(struct fulva_rc_client *client, const char *name);
+    int (*getTableId)(struct fulva_rc_client *client, const char *name,
+                      uint64_t *tableId);
+    int (*read)(struct fulva_rc_client *client, uint64_t tableId,
+                const void *key, uint16_t keyLength,
+                const struct fulva_rc_reject_rules *rules, uint64_t *version,
+                void *buf, uint32_t maxLength, uint32_t *actualLength);
+    int (*write)(struct fulva_rc_client *client, uint64_t tableId,
+                 const void *key, uint16_t keyLength, const void *buf,
+                 uint32_t length, const struct fulva_rc_reject_rules *rules,
+                 uint64_t *version);
+    int (*remove)(struct fulva_rc_client *client, uint64_t tableId,
+                  const void *key, uint16_t keyLength,
+                  const struct fulva_rc_reject_rules *rules,
+                  uint64_t *version);
+    int (*incrementInt64)(struct fulva_rc_client *client, uint64_t tableId,
+                          const void *key, uint16_t keyLength,
+                          int64_t incrementValue,
+                          const struct fulva_rc_reject_rules *rules,
+                          uint64_t *version, int64_t *newValue);
+    int (*testingGetServerId)(struct fulva_rc_client *client,
+                              uint64_t tableId, const void *key,
+                              uint16_t keyLength, uint64_t *serverId);
+    /* fulva.h (absent from a libramcloud built without Fulva's shims). */
+    uint32_t (*abiVersion)(void);
+    int (*migrateTablet)(const char *coordinator, const char *cluster,
+                         uint64_t tableId, uint64_t firstKeyHash,
+                         uint64_t lastKeyHash, uint64_t newOwner,
+                         char *error, size_t errorLength);
+    int (*splitTablet)(const char *coordinator, const char *cluster,
+                       const char *table, uint64_t splitKeyHash,
+                       char *error, size_t errorLength);
+};
+
+/*
+ * Loads the library at `path` (RTLD_NOW | RTLD_NODELETE: it is never
+ * unloaded) and fills `api`. Returns 0, or -1 with a message in `error`.
+ * The fulva.h entries stay NULL when the library lacks them.
+ */
+int fulva_rc_load(const char *path, struct fulva_rc_api *api, char *error,
+                  size_t errorLength);
+
+/* RAMCloud's statusToString(), or NULL when not loaded. */
+const char *fulva_rc_status_string(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FULVA_RC_H */

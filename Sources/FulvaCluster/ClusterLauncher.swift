@@ -1,0 +1,281 @@
+import Foundation
+import FulvaRAMCloud
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The transports a local cluster can use (dpdk comes with the DPDK port).
+public enum ClusterTransport: String, Codable, Sendable, CaseIterable {
+    case udp
+    case tcp
+
+    func locator(port: Int) -> String {
+        switch self {
+        case .udp: return "basic+udp:host=127.0.0.1,port=\(port)"
+        case .tcp: return "tcp:host=127.0.0.1,port=\(port)"
+        }
+    }
+}
+
+/// What to start.
+public struct ClusterSpec: Codable, Sendable {
+    public var masters = 2
+    /// Memory of each master, in MB (server -t).
+    public var masterMemoryMB = 256
+    /// Backup replicas per segment (server -r); 0 runs masters only.
+    public var replicas = 0
+    public var transport = ClusterTransport.udp
+    /// The coordinator listens here; masters on the following ports.
+    public var basePort = 12_246
+    public var zooKeeperPort = 12_181
+    /// RAMCLOUD_IDLE_SLEEP: processes sleep instead of spinning when idle.
+    public var idleSleep = true
+    /// Seconds to wait for each process to serve.
+    public var startTimeout = 60.0
+
+    public init() {}
+}
+
+/// One process of a running cluster.
+public struct ClusterProcess: Codable, Sendable {
+    public var name: String
+    public var program: String
+    public var arguments: [String]
+    public var pid: Int32
+    public var locator: String?
+    public var log: String
+}
+
+/// What `up` wrote to the cluster directory (cluster.json).
+public struct ClusterState: Codable, Sendable {
+    public var spec: ClusterSpec
+    public var ramcloudHome: String
+    public var processes: [ClusterProcess]
+    /// What clients connect to: RAMCloud's "zk:" locator finds the coordinator.
+    public var externalStorage: String
+    public var coordinatorLocator: String
+
+    public func process(_ name: String) -> ClusterProcess? { processes.first { $0.name == name } }
+}
+
+public struct ClusterError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Starts, inspects and stops a local RAMCloud cluster: ZooKeeper (Debian's
+/// package, private data directory, loopback port), a coordinator keeping
+/// its state in ZooKeeper, and N masters. Pids, locators and logs go to the
+/// cluster directory; `down` stops exactly those processes.
+public final class ClusterLauncher {
+    public let directory: String
+    public let home: RAMCloudHome
+    var stateFile: String { directory + "/cluster.json" }
+
+    public init(directory: String, home: RAMCloudHome = RAMCloudHome()) {
+        self.directory = (directory as NSString).standardizingPath
+        self.home = home
+    }
+
+    public static let zooKeeperJar = "/usr/share/java/zookeeper.jar"
+    public static let zooKeeperConfiguration = "/etc/zookeeper/conf"
+
+    // MARK: State
+
+    public func load() throws -> ClusterState? {
+        guard let data = FileManager.default.contents(atPath: stateFile) else { return nil }
+        do { return try JSONDecoder().decode(ClusterState.self, from: data) } catch {
+            throw ClusterError("cannot read \(stateFile): \(error)")
+        }
+    }
+
+    func save(_ state: ClusterState) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: URL(fileURLWithPath: stateFile))
+    }
+
+    // MARK: Up
+
+    /// Starts the cluster and returns once every master has enlisted. On
+    /// any failure it stops what it started and throws, naming the process
+    /// and showing the tail of its log.
+    public func up(_ spec: ClusterSpec, progress: (String) -> Void = { _ in }) throws -> ClusterState {
+        if let existing = try load(), existing.processes.contains(where: { Processes.isRunning($0.pid, program: $0.program) }) {
+            throw ClusterError("a cluster already runs from \(directory) (rc-migrate cluster down first)")
+        }
+        if let missing = home.missing { throw ClusterError(missing) }
+        guard FileManager.default.fileExists(atPath: Self.zooKeeperJar) else {
+            throw ClusterError("ZooKeeper is not installed (\(Self.zooKeeperJar) missing): apt-get install zookeeper")
+        }
+        guard spec.masters >= 1 else { throw ClusterError("a cluster needs at least one master") }
+        let udp = spec.transport == .udp
+        let ports = [(spec.zooKeeperPort, false)] + (0...spec.masters).map { (spec.basePort + $0, udp) }
+        for (port, isUDP) in ports where Processes.portInUse(port, udp: isUDP) {
+            throw ClusterError("port \(port) on 127.0.0.1 is already in use (choose others with --base-port / --zookeeper-port)")
+        }
+        try FileManager.default.createDirectory(atPath: directory + "/zookeeper", withIntermediateDirectories: true)
+
+        let storage = "zk:127.0.0.1:\(spec.zooKeeperPort)"
+        var state = ClusterState(spec: spec, ramcloudHome: home.path, processes: [], externalStorage: storage,
+                                 coordinatorLocator: spec.transport.locator(port: spec.basePort))
+        do {
+            progress("starting ZooKeeper on 127.0.0.1:\(spec.zooKeeperPort)")
+            state.processes.append(try startZooKeeper(spec))
+            try save(state)
+            try waitUntil("zookeeper", state, timeout: spec.startTimeout) { Processes.accepts(spec.zooKeeperPort) }
+
+            progress("starting the coordinator on \(state.coordinatorLocator)")
+            state.processes.append(try startCoordinator(state, reset: true))
+            try save(state)
+            try waitForLog("coordinator", state, marker: "Cluster name is", timeout: spec.startTimeout)
+
+            for i in 1...spec.masters {
+                let locator = spec.transport.locator(port: spec.basePort + i)
+                progress("starting master\(i) on \(locator)")
+                state.processes.append(try startMaster(i, locator: locator, state))
+                try save(state)
+            }
+            for i in 1...spec.masters {
+                try waitForLog("master\(i)", state, marker: "Enlisted; serverId", timeout: spec.startTimeout)
+            }
+        } catch {
+            for process in state.processes.reversed() { Processes.stop(process.pid, program: process.program) }
+            try? FileManager.default.removeItem(atPath: stateFile)
+            throw error
+        }
+        progress("cluster up: \(spec.masters) masters over \(spec.transport), clients connect with \(storage)")
+        return state
+    }
+
+    func environment(_ spec: ClusterSpec) -> [String: String] {
+        spec.idleSleep ? ["RAMCLOUD_IDLE_SLEEP": "1"] : ["RAMCLOUD_IDLE_SLEEP": "0"]
+    }
+
+    func launch(_ name: String, _ arguments: [String], locator: String?, environment: [String: String]) throws -> ClusterProcess {
+        let log = directory + "/\(name).log"
+        let pid = try Processes.spawn(arguments, log: log, environment: environment)
+        return ClusterProcess(name: name, program: arguments[0], arguments: Array(arguments.dropFirst()), pid: pid,
+                              locator: locator, log: log)
+    }
+
+    func startZooKeeper(_ spec: ClusterSpec) throws -> ClusterProcess {
+        let data = directory + "/zookeeper"
+        let configuration = """
+            tickTime=2000
+            initLimit=10
+            syncLimit=5
+            dataDir=\(data)
+            clientPort=\(spec.zooKeeperPort)
+            clientPortAddress=127.0.0.1
+            admin.enableServer=false
+            maxClientCnxns=200
+
+            """
+        let file = directory + "/zoo.cfg"
+        try configuration.write(toFile: file, atomically: true, encoding: .utf8)
+        let java = ["/usr/bin/java", "-Xmx256m", "-cp", "\(Self.zooKeeperConfiguration):\(Self.zooKeeperJar)",
+                    "-Dzookeeper.admin.enableServer=false",
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", file]
+        return try launch("zookeeper", java, locator: "127.0.0.1:\(spec.zooKeeperPort)", environment: [:])
+    }
+
+    func startCoordinator(_ state: ClusterState, reset: Bool) throws -> ClusterProcess {
+        var arguments = [home.coordinator, "-C", state.coordinatorLocator, "-x", state.externalStorage]
+        if reset { arguments.append("--reset") }
+        return try launch("coordinator", arguments, locator: state.coordinatorLocator,
+                          environment: environment(state.spec))
+    }
+
+    func startMaster(_ index: Int, locator: String, _ state: ClusterState) throws -> ClusterProcess {
+        var arguments = [home.server, "-L", locator, "-x", state.externalStorage,
+                         "-t", String(state.spec.masterMemoryMB), "-r", String(state.spec.replicas),
+                         "--maxCores", "2"]
+        if state.spec.replicas == 0 { arguments.append("--masterOnly") }
+        return try launch("master\(index)", arguments, locator: locator, environment: environment(state.spec))
+    }
+
+    func waitUntil(_ name: String, _ state: ClusterState, timeout: Double, _ ready: () -> Bool) throws {
+        guard let process = state.process(name) else { throw ClusterError("no process \(name)") }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if ready() { return }
+            guard Processes.isRunning(process.pid, program: process.program) else {
+                throw ClusterError("\(name) (pid \(process.pid)) exited while starting; last lines of \(process.log):\n"
+                    + Processes.tail(process.log))
+            }
+            usleep(100_000)
+        }
+        throw ClusterError("\(name) did not come up within \(Int(timeout)) s; last lines of \(process.log):\n"
+            + Processes.tail(process.log))
+    }
+
+    func waitForLog(_ name: String, _ state: ClusterState, marker: String, timeout: Double) throws {
+        guard let process = state.process(name) else { throw ClusterError("no process \(name)") }
+        try waitUntil(name, state, timeout: timeout) {
+            (try? String(contentsOfFile: process.log, encoding: .utf8))?.contains(marker) ?? false
+        }
+    }
+
+    // MARK: Restarting one process
+
+    /// Kills a process of the cluster with SIGKILL (a crash, for tests and drills).
+    public func kill(_ name: String) throws {
+        guard let state = try load(), let process = state.process(name) else { throw ClusterError("no process \(name) in \(directory)") }
+        if Processes.isRunning(process.pid, program: process.program) {
+            Glibc.kill(process.pid, SIGKILL)
+            for _ in 0..<200 where Processes.isRunning(process.pid, program: process.program) { usleep(10_000) }
+        }
+    }
+
+    /// Starts the coordinator again on its locator; it recovers the cluster
+    /// (tablet map included) from ZooKeeper.
+    public func restartCoordinator() throws -> ClusterState {
+        guard var state = try load(), let index = state.processes.firstIndex(where: { $0.name == "coordinator" }) else {
+            throw ClusterError("no cluster in \(directory)")
+        }
+        let old = state.processes[index]
+        Processes.stop(old.pid, program: old.program)
+        let before = (try? String(contentsOfFile: old.log, encoding: .utf8))?.count ?? 0
+        state.processes[index] = try startCoordinator(state, reset: false)
+        try save(state)
+        let log = state.processes[index].log
+        try waitUntil("coordinator", state, timeout: state.spec.startTimeout) {
+            guard let text = try? String(contentsOfFile: log, encoding: .utf8), text.count > before else { return false }
+            return text.dropFirst(before).contains("Coordinator state has been recovered")
+                || text.dropFirst(before).contains("Cluster name is")
+        }
+        return state
+    }
+
+    // MARK: Status and down
+
+    public struct ProcessStatus: Sendable {
+        public var process: ClusterProcess
+        public var running: Bool
+        /// The log's last lines, for a process that died.
+        public var logTail: String?
+    }
+
+    public func status() throws -> [ProcessStatus] {
+        guard let state = try load() else { throw ClusterError("no cluster in \(directory) (rc-migrate cluster up starts one)") }
+        return state.processes.map { process in
+            let running = Processes.isRunning(process.pid, program: process.program)
+            return ProcessStatus(process: process, running: running, logTail: running ? nil : Processes.tail(process.log))
+        }
+    }
+
+    /// Stops every process the cluster directory names (masters first,
+    /// ZooKeeper last). Returns the names of those that were running.
+    @discardableResult
+    public func down() throws -> [String] {
+        guard let state = try load() else { return [] }
+        var stopped: [String] = []
+        for process in state.processes.reversed() where Processes.isRunning(process.pid, program: process.program) {
+            Processes.stop(process.pid, program: process.program)
+            stopped.append(process.name)
+        }
+        try? FileManager.default.removeItem(atPath: stateFile)
+        return stopped
+    }
+}

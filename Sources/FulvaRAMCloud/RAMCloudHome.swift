@@ -1,0 +1,30 @@
+import Foundation
+
+/// Where the patched RAMCloud build lives: `FULVA_RAMCLOUD_HOME`, or
+/// `~/.cache/fulva/ramcloud` (what `scripts/build-ramcloud` installs).
+public struct RAMCloudHome: Sendable {
+    public let path: String
+
+    public static var defaultPath: String {
+        if let home = ProcessInfo.processInfo.environment["FULVA_RAMCLOUD_HOME"], !home.isEmpty { return home }
+        return NSString(string: "~/.cache/fulva/ramcloud").expandingTildeInPath
+    }
+
+    public init(path: String = RAMCloudHome.defaultPath) {
+        self.path = path
+    }
+
+    public var coordinator: String { path + "/bin/coordinator" }
+    public var server: String { path + "/bin/server" }
+    public var library: String { path + "/lib/libramcloud.so" }
+    public func app(_ name: String) -> String { path + "/bin/" + name }
+
+    /// What is missing for running a cluster, or nil when the build is complete.
+    public var missing: String? {
+        let fm = FileManager.default
+        for file in [coordinator, server, library] where !fm.isExecutableFile(atPath: file) && !fm.fileExists(atPath: file) {
+            return "no patched RAMCloud build at \(path) (\(file) is missing); build it with scripts/build-ramcloud"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import FulvaCluster
+import FulvaRAMCloud
+import Testing
+
+/// Integration tests against the patched RAMCloud build at
+/// FULVA_RAMCLOUD_HOME (default ~/.cache/fulva/ramcloud). Without a build
+/// they are skipped, and the skip says why.
+enum Build {
+    static let home = RAMCloudHome()
+    static let missing: String? = home.missing
+    static var present: Bool {
+        if let missing { print("RAMCloud integration tests SKIPPED: \(missing)") }
+        return missing == nil
+    }
+}
+
+@Suite(.serialized, .enabled(if: Build.present, "needs a patched RAMCloud build (scripts/build-ramcloud)"),
+       .timeLimit(.minutes(10)))
+struct LocalClusterTests {
+    /// Ports of their own, so a developer's cluster on the defaults is untouched.
+    static func spec() -> ClusterSpec {
+        var spec = ClusterSpec()
+        spec.masters = 2
+        spec.masterMemoryMB = 256
+        spec.basePort = 14_246
+        spec.zooKeeperPort = 14_181
+        spec.startTimeout = 90
+        return spec
+    }
+
+    static func key(_ i: Int) -> [UInt8] { Array("object-\(i)".utf8) }
+    static func value(_ i: Int, round: Int) -> [UInt8] { Array("value-\(i)-round-\(round)-".utf8) + [UInt8](repeating: UInt8(i % 251), count: 60) }
+
+    @Test func clusterServesMigratesAndRecoversItsTabletMap() throws {
+        setenv("RAMCLOUD_IDLE_SLEEP", "1", 1)
+        let directory = NSTemporaryDirectory() + "fulva-cluster-\(getpid())"
+        let launcher = ClusterLauncher(directory: directory, home: Build.home)
+        _ = try? launcher.down()
+        defer {
+            let left = (try? launcher.status())?.filter(\.running).map(\.process.name) ?? []
+            _ = try? launcher.down()
+            if !left.isEmpty { print("stopped after the test: \(left)") }
+        }
+        let state = try launcher.up(Self.spec()) { print("cluster: \($0)") }
+        #expect(state.processes.map(\.name) == ["zookeeper", "coordinator", "master1", "master2"])
+
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        #expect(library.abiVersion == 1, "libramcloud carries Fulva's shims")
+        do {
+            let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+            // A table spread over both masters tells their server ids apart.
+            let probe = try client.createTable("probe", serverSpan: 2)
+            var masters: Set<UInt64> = []
+            for i in 0..<64 { masters.insert(try client.owner(table: probe, key: Self.key(i))) }
+            #expect(masters.count == 2)
+
+            let table = try client.createTable("data")
+            for i in 0..<10_000 { try client.write(table: table, key: Self.key(i), value: Self.value(i, round: 1)) }
+            for i in 0..<10_000 {
+                let read = try #require(try client.read(table: table, key: Self.key(i)))
+                #expect(read.value == Self.value(i, round: 1))
+            }
+            let owner = try client.owner(table: table, key: Self.key(0))
+            let other = try #require(masters.subtracting([owner]).first)
+
+            // RAMCloud's own source-driven migration of the whole table.
+            try library.migrateTablet(coordinator: state.externalStorage, tableID: table,
+                                      firstKeyHash: 0, lastKeyHash: .max, newOwner: other)
+            let after = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+            #expect(try after.owner(table: table, key: Self.key(0)) == other)
+            var mismatches = 0
+            for i in 0..<10_000 where try after.read(table: table, key: Self.key(i))?.value != Self.value(i, round: 1) {
+                mismatches += 1
+            }
+            #expect(mismatches == 0)
+            // A migration to a server that is not a master fails cleanly.
+            #expect(throws: RAMCloudError.self) {
+                try library.migrateTablet(coordinator: state.externalStorage, tableID: table,
+                                          firstKeyHash: 0, lastKeyHash: .max, newOwner: 999)
+            }
+        }
+
+        // The coordinator crashes and comes back: it recovers the tablet
+        // map from ZooKeeper, and a fresh client finds the data where it moved.
+        let ownerBefore: UInt64
+        do {
+            let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+            ownerBefore = try client.owner(table: try client.tableID("data"), key: Self.key(1))
+        }
+        try launcher.kill("coordinator")
+        _ = try launcher.restartCoordinator()
+        do {
+            let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+            let table = try client.tableID("data")
+            #expect(try client.owner(table: table, key: Self.key(1)) == ownerBefore)
+            for i in stride(from: 0, to: 10_000, by: 97) {
+                #expect(try client.read(table: table, key: Self.key(i))?.value == Self.value(i, round: 1))
+            }
+            try client.write(table: table, key: Self.key(5), value: Self.value(5, round: 2))
+            #expect(try client.read(table: table, key: Self.key(5))?.value == Self.value(5, round: 2))
+        }
+
+        let pids = try launcher.status().map(\.process)
+        let stopped = try launcher.down()
+        #expect(Set(stopped) == ["zookeeper", "coordinator", "master1", "master2"])
+        for process in pids {
+            #expect(kill(process.pid, 0) != 0 || !FileManager.default.fileExists(atPath: "/proc/\(process.pid)/cmdline")
+                    || (try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8))?.contains(") Z") == true,
+                    "\(process.name) (pid \(process.pid)) still runs after down")
+        }
+    }
+
+    @Test func badClusterRequestsAreClearErrors() throws {
+        let directory = NSTemporaryDirectory() + "fulva-cluster-bad-\(getpid())"
+        // A port already taken.
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(14_381).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        listen(holder, 1)
+        var spec = Self.spec()
+        spec.zooKeeperPort = 14_381
+        let launcher = ClusterLauncher(directory: directory, home: Build.home)
+        #expect { try launcher.up(spec) } throws: { ($0 as? ClusterError)?.description.contains("14381") == true }
+        // A missing build.
+        let nowhere = ClusterLauncher(directory: directory, home: RAMCloudHome(path: "/nonexistent"))
+        #expect { try nowhere.up(Self.spec()) } throws: {
+            ($0 as? ClusterError)?.description.contains("scripts/build-ramcloud") == true
+        }
+        // Nothing was left behind: there is no cluster to report on.
+        #expect(throws: ClusterError.self) { try launcher.status() }
+    }
+}
