@@ -101,9 +101,17 @@ struct LocalClusterTests {
             #expect(try client.read(table: table, key: Self.key(5))?.value == Self.value(5, round: 2))
         }
 
-        let pids = try launcher.status().map(\.process)
+        // A process that dies is reported with the tail of its log.
+        try launcher.kill("master2")
+        let statuses = try launcher.status()
+        let dead = try #require(statuses.first { $0.process.name == "master2" })
+        #expect(!dead.running)
+        #expect(dead.logTail?.contains("Enlisted") == true || (dead.logTail?.isEmpty == false))
+        #expect(statuses.filter(\.running).map(\.process.name) == ["zookeeper", "coordinator", "master1"])
+
+        let pids = statuses.map(\.process)
         let stopped = try launcher.down()
-        #expect(Set(stopped) == ["zookeeper", "coordinator", "master1", "master2"])
+        #expect(Set(stopped) == ["zookeeper", "coordinator", "master1"])
         for process in pids {
             #expect(kill(process.pid, 0) != 0 || !FileManager.default.fileExists(atPath: "/proc/\(process.pid)/cmdline")
                     || (try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8))?.contains(") Z") == true,
