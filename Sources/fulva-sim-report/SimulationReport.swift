@@ -80,8 +80,8 @@ struct Aggregate {
     var priorityFetches = 0
     var progressBytes = 0
     var replies = 0
-    var roundTrips: [OperationKind: (sum: Int, count: Int, max: Int)] = [:]
-    var longestGap: [OperationKind: Int64] = [:]
+    var roundTrips: [OperationKind: (sum: Int, count: Int, max: Int, single: Int)] = [:]
+    var longestGaps: [OperationKind: [Int64]] = [:]
     var overlapping = 0
     var fewestOperations = Int.max
     var smallestOverlapShare = 1.0
@@ -100,17 +100,18 @@ struct Aggregate {
                 reads += 1
                 if op.routing.dualRead { dualReads += 1 }
             }
-            var rt = roundTrips[op.kind] ?? (0, 0, 0)
+            var rt = roundTrips[op.kind] ?? (0, 0, 0, 0)
             rt.sum += op.routing.roundTrips
             rt.count += 1
             rt.max = max(rt.max, op.routing.roundTrips)
+            if op.routing.roundTrips == 1 { rt.single += 1 }
             roundTrips[op.kind] = rt
             priorityFetches += op.routing.priorityFetches
             progressBytes += op.routing.progressBytes
             replies += op.routing.replies
         }
         for kind in figures.kinds {
-            if let gap = kind.longestGapInMigration { longestGap[kind.kind] = max(longestGap[kind.kind] ?? 0, gap) }
+            if let gap = kind.longestGapInMigration { longestGaps[kind.kind, default: []].append(gap) }
         }
     }
 
@@ -124,13 +125,16 @@ struct Aggregate {
         let share = reads == 0 ? 0 : Double(dualReads) / Double(reads)
         lines.append(String(format: "   reads sent to both servers: %.1f%%   priority fetches: %d   progress bytes per reply: %.1f",
                             share * 100, priorityFetches, replies == 0 ? 0 : Double(progressBytes) / Double(replies)))
-        lines.append("   kind               round trips (mean / max)   longest gap during migration (worst run)")
+        lines.append("   operations on the migrating tablet:")
+        lines.append("   kind               round trips (mean / max / share in one)   longest gap during migration (median run / worst run)")
         for kind in OperationKind.allCases {
             guard let rt = roundTrips[kind], rt.count > 0 else { continue }
-            let gap = longestGap[kind].map(ms) ?? "-"
+            let gaps = (longestGaps[kind] ?? []).sorted()
+            let gap = gaps.isEmpty ? "-" : "\(ms(gaps[gaps.count / 2])) / \(ms(gaps.last!))"
             lines.append("   \(kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) "
-                + String(format: "%5.2f / %-3d", Double(rt.sum) / Double(rt.count), rt.max)
-                + "                 \(gap)")
+                + String(format: "%5.2f / %-3d / %5.1f%%", Double(rt.sum) / Double(rt.count), rt.max,
+                         100 * Double(rt.single) / Double(rt.count))
+                + "                   \(gap)")
         }
         return lines.joined(separator: "\n")
     }
