@@ -6,6 +6,27 @@ import Testing
 /// Integration tests against the patched RAMCloud build at
 /// FULVA_RAMCLOUD_HOME (default ~/.cache/fulva/ramcloud). Without a build
 /// they are skipped, and the skip says why.
+/// RAMCloud's client retries forever when a server is gone, and a blocked
+/// C call cannot be cancelled: if a test overruns, the watchdog stops the
+/// cluster and ends the test process with a message, so CI never hangs.
+final class Watchdog {
+    let item: DispatchWorkItem
+
+    init(seconds: Double, what: String, launcher: ClusterLauncher) {
+        item = DispatchWorkItem {
+            FileHandle.standardError.write(Data("\(what) overran \(Int(seconds)) s: stopping the cluster and failing\n".utf8))
+            for status in (try? launcher.status()) ?? [] where !status.running {
+                FileHandle.standardError.write(Data("\(status.process.name) died:\n\(status.logTail ?? "")\n".utf8))
+            }
+            _ = try? launcher.down()
+            _exit(3)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
+    }
+
+    deinit { item.cancel() }
+}
+
 enum Build {
     static let home = RAMCloudHome()
     static let missing: String? = home.missing
@@ -37,7 +58,9 @@ struct LocalClusterTests {
         let directory = NSTemporaryDirectory() + "fulva-cluster-\(getpid())"
         let launcher = ClusterLauncher(directory: directory, home: Build.home)
         _ = try? launcher.down()
+        let watchdog = Watchdog(seconds: 300, what: "clusterServesMigratesAndRecoversItsTabletMap", launcher: launcher)
         defer {
+            withExtendedLifetime(watchdog) {}
             let left = (try? launcher.status())?.filter(\.running).map(\.process.name) ?? []
             _ = try? launcher.down()
             if !left.isEmpty { print("stopped after the test: \(left)") }
