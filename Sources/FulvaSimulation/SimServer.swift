@@ -27,6 +27,8 @@ final class SimServer: Node {
     var inFlightWrites: [Tablet: Int] = [:]
     /// Migrations that ended here as destination, and their tablets.
     var endedHere: [MigrationID: Tablet] = [:]
+    /// Priority fetches under way, by migration and key ("m key"): requests
+    /// waiting for the same key share one fetch.
     var pendingFetches: [String: [() -> Void]] = [:]
     /// Migrations this server is done with (ended, cancelled, reversed): a
     /// start or a prepare that the network delayed or repeated must not
@@ -310,11 +312,12 @@ final class SimServer: Node {
     // MARK: Priority fetch (destination side)
 
     private func priorityFetch(_ key: String, migration m: MigrationID, then continuation: @escaping () -> Void) {
-        if pendingFetches[key] != nil {
-            pendingFetches[key]!.append(continuation)
+        let fetch = "\(m) \(key)"
+        if pendingFetches[fetch] != nil {
+            pendingFetches[fetch]!.append(continuation)
             return
         }
-        pendingFetches[key] = [continuation]
+        pendingFetches[fetch] = [continuation]
         guard let tablet = tablet(for: key), case .destination(let dm, _)? = roles[tablet] else { return }
         cluster.counters.priorityFetches += 1
         resender.send("fetch \(m) \(key)", .priorityPull(m, key: key), to: dm.source, attempts: 100)
@@ -322,7 +325,7 @@ final class SimServer: Node {
 
     private func priorityPulled(_ m: MigrationID, key: String, answer: PriorityAnswer) {
         resender.done("fetch \(m) \(key)")
-        guard let continuations = pendingFetches.removeValue(forKey: key) else { return }
+        guard let continuations = pendingFetches.removeValue(forKey: "\(m) \(key)") else { return }
         if let tablet = tablet(for: key), case .destination(let dm, var fetched)? = roles[tablet], dm.id == m {
             if case .entry(let entry) = answer, dm.replayInstalls(entry.entryVersion, over: store[key]?.entryVersion) {
                 store[key] = entry

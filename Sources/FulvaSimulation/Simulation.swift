@@ -4,7 +4,7 @@ import FulvaCore
 /// What happens to the tablet in one run. Every scenario ends with a
 /// migration that runs to completion, so most operations overlap one.
 public enum Scenario: String, Hashable, Sendable, CaseIterable {
-    /// S→D, then straight back D→S.
+    /// S→D, straight back D→S, and S→D again.
     case migrateAndBack
     /// Cancelled while the source freezes the tablet (the cancel may also
     /// lose the race), then migrated there and back.
@@ -32,7 +32,7 @@ public struct SimulationConfig: Sendable {
     /// the scenario's migrations ended, then runs `tailOperations` more.
     public var operationsPerClient = 40
     public var tailOperations = 5
-    public var maxOperationsPerClient = 400
+    public var maxOperationsPerClient = 1000
     public var tableID: UInt64 = 1
     /// The part of the table that migrates; the rest stays on the source.
     public var migratingTablet = Tablet(tableID: 1, range: try! KeyHashRange(start: 0, end: 0xBFFF_FFFF_FFFF_FFFF))
@@ -43,7 +43,7 @@ public struct SimulationConfig: Sendable {
     public var pullService: ClosedRange<Int64>
     /// About how long the bulk pulls of one migration take (nanoseconds).
     public var migrationPace: Int64 = 24_000_000
-    public var pullTimeout: Int64 = 9_000_000
+    public var pullTimeout: Int64
     /// How long a source takes to drop a tablet after the destination finished.
     public var dropDelay: ClosedRange<Int64> = 20_000...3_000_000
     public var attemptTimeout: Int64 = 3_000_000
@@ -79,6 +79,8 @@ public struct SimulationConfig: Sendable {
         let rounds = max(1, Int64(bucketCount) / Int64(UInt64(shape.partitions) * shape.bucketsPerBatch * UInt64(shape.depth)))
         let perPull = migrationPace / rounds
         pullService = (perPull / 2)...(perPull * 3 / 2)
+        // A pull is given up (and sent again) only when clearly lost.
+        pullTimeout = perPull * 3 + 5_000_000
     }
 }
 
@@ -180,9 +182,9 @@ public enum Simulation {
             scenarioDone = true
             for client in clients { client.operationsLeft = max(client.operationsLeft, config.tailOperations) }
         }
-        // A cancelled first migration can be short: those scenarios move
-        // the tablet there and back afterwards.
-        let planned = config.scenario == .migrateAndBack ? 2 : 3
+        // Three migrations per run (a cancelled one can be short), so that
+        // most operations overlap one.
+        let planned = 3
         coordinator.onEnded = { record in
             migrationsEndedAt = world.now
             guard started.count < planned else { return endScenario() }

@@ -28,6 +28,7 @@ struct SimulationReport: ParsableCommand {
     var scenario: String?
     @Option(help: "Re-introduce a known bug: \(ProtocolFaults.named.map(\.0).joined(separator: ", ")).")
     var fault: [String] = []
+    @Option(help: "Network: mixed (chosen by seed), calm, lossy or stragglers.") var network = "mixed"
     @Flag(help: "Print every run's figures and any violation in full.") var verbose = false
     @Option(help: "Print every server-side event on this key.") var trace: String?
 
@@ -46,12 +47,17 @@ struct SimulationReport: ParsableCommand {
             guard let s = Scenario(rawValue: name) else { throw ValidationError("unknown scenario '\(name)'") }
             return s
         }
+        let networks: [String: NetworkFaults] = ["calm": .calm, "lossy": NetworkFaults(), "stragglers": .stragglers]
+        guard network == "mixed" || networks[network] != nil else {
+            throw ValidationError("unknown network '\(network)' (mixed, calm, lossy, stragglers)")
+        }
         var failedAny = false
         for strategy in strategies {
             var aggregate = Aggregate()
             for s in seed..<(seed + UInt64(seeds)) {
                 var config = SimulationConfig(seed: s, strategy: strategy, scenario: chosenScenario, faults: faults)
                 config.traceKey = trace
+                if let chosen = networks[network] { config.network = chosen }
                 let result = Simulation.run(config)
                 let check = LinearizabilityChecker.check(result.history)
                 let figures = HistoryFigures(result.history)
