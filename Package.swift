@@ -47,6 +47,6 @@ let package = Package(
         .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck"]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
-        .testTarget(name: "RAMCloudIntegrationTests", dependencies: ["FulvaCluster", "FulvaRAMCloud"]),
+        .testTarget(name: "ClusterIntegrationTests", dependencies: ["FulvaCluster", "FulvaRAMCloud"]),
     ]
 )
