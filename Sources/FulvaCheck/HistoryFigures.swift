@@ -13,17 +13,16 @@ public struct LatencyPercentiles: Hashable, Sendable {
     public var p999: Int64
 
     /// Nil when `latencies` is empty. Nearest rank (no interpolation): every
-    /// figure is a latency some operation actually had.
+    /// figure is a latency some operation actually had. Ranks are computed
+    /// in integers: ⌈p·n⌉ in floating point is off by one for some n.
     public init?(_ latencies: [Int64]) {
         guard !latencies.isEmpty else { return nil }
         let sorted = latencies.sorted()
-        func rank(_ p: Double) -> Int64 {
-            sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
-        }
+        func rank(perMille: Int) -> Int64 { sorted[max(1, (perMille * sorted.count + 999) / 1000) - 1] }
         count = sorted.count
-        p50 = rank(0.5)
-        p99 = rank(0.99)
-        p999 = rank(0.999)
+        p50 = rank(perMille: 500)
+        p99 = rank(perMille: 990)
+        p999 = rank(perMille: 999)
     }
 }
 
@@ -52,7 +51,9 @@ public struct HistoryFigures: Hashable, Sendable, CustomStringConvertible {
     public var failedOperations: Int
     /// One entry per kind present in the history, in `OperationKind.allCases` order.
     public var kinds: [KindFigures]
-    /// [first invocation, last completion] of the run; nil for an empty history.
+    /// [first invocation, last completion] of the run; nil for an empty
+    /// history. Failed operations never complete (as for the checker): when
+    /// a client gave up says nothing about the system.
     public var runWindow: ClosedRange<Int64>?
     /// The timeline's window, open ends closed by the run's; nil without a timeline.
     public var migrationWindow: ClosedRange<Int64>?
@@ -76,8 +77,8 @@ public struct HistoryFigures: Hashable, Sendable, CustomStringConvertible {
         totalOperations = ops.count
         failedOperations = ops.count(where: \.failed)
 
-        if let start = ops.map(\.invokedAt).min(), let end = ops.map(\.completedAt).max() {
-            runWindow = start...max(start, end)
+        if let start = ops.map(\.invokedAt).min(), let end = ops.map({ $0.failed ? $0.invokedAt : $0.completedAt }).max() {
+            runWindow = start...end
         }
         let timeline = history.timeline
         if let run = runWindow, timeline.startedAt != nil || timeline.endedAt != nil {

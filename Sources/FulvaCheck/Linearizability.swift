@@ -412,8 +412,9 @@ public enum LinearizabilityChecker {
                 culprits: [.init(operation: bad, reason: "completes before it is invoked: the recorder is broken")],
                 approximate: false))
         }
-        var search = KeySearch(ops: ops, initial: ModelState(initial))
-        if let order = search.run() { return .linearizable(order: order.map { ops[$0].id }) }
+        if case .linearizable(let order) = KeySearch.decide(ops: ops, initial: ModelState(initial)) {
+            return .linearizable(order: order.map { ops[$0].id })
+        }
         return .notLinearizable(explainViolation(key: key, ops: ops, initial: ModelState(initial),
                                                  operationCount: operations.count))
     }
@@ -444,14 +445,17 @@ public enum LinearizabilityChecker {
     static func explainViolation(key: String, ops: [RecordedOperation], initial: ModelState,
                                  operationCount: Int) -> KeyViolation {
         let times = Array(Set(ops.compactMap { $0.output == nil ? nil : $0.completedAt })).sorted()
-        let budget = 50 * ops.count + 50_000
+        let budget = 100 * ops.count + 100_000
         var approximate = false
         func linearization(asOf index: Int) -> (ops: [RecordedOperation], order: [Int])? {
             let past = index < 0 ? [] : history(ops, asOf: times[index])
-            var search = KeySearch(ops: past, initial: initial, cutAt: index < 0 ? nil : times[index], budget: budget)
-            if let order = search.run() { return (past, order) }
-            if search.gaveUp { approximate = true }
-            return nil
+            switch KeySearch.decide(ops: past, initial: initial, cutAt: index < 0 ? nil : times[index], budget: budget) {
+            case .linearizable(let order): return (past, order)
+            case .notLinearizable: return nil
+            case .gaveUp:
+                approximate = true
+                return nil
+            }
         }
         // Invariant: the history fails as of times[high] (as of the last
         // completion it is the whole history) and holds as of times[low]
@@ -500,13 +504,15 @@ public enum LinearizabilityChecker {
 /// step costs O(1) besides the model and the cache.
 ///
 /// Operations without reply have no completion: they may take effect at any
-/// later point, or never. They are kept apart, sorted by invocation, and
-/// tried after the replied candidates; the search succeeds as soon as every
-/// replied operation is placed. One exception, so that a lost write that did
-/// take effect is found without first trying every order of the replied
-/// operations around it: when the model refuses a replied candidate, the
-/// unreplied operations that would make it acceptable right after them are
-/// tried at once (just-in-time, after Lowe).
+/// later point, or never. They are kept apart, sorted by invocation; the
+/// search succeeds as soon as every replied operation is placed. Where they
+/// go among the candidates matters a lot, in opposite ways (`CandidateOrder`):
+/// trying them first finds a linearization of a heavily overlapping history
+/// quickly but refutes slowly; trying them last (with just-in-time help: when
+/// the model refuses a replied candidate, the unreplied operations that would
+/// make it acceptable right after them are tried at once) refutes quickly, as
+/// lean configurations fail first and prune the rest (below). Both orders are
+/// complete, so `decide` runs the first within a budget, then the second.
 ///
 /// The cache (Lowe's) holds the configurations, (operations placed, state),
 /// from which every continuation failed. It prunes by dominance, not only
@@ -514,15 +520,13 @@ public enum LinearizabilityChecker {
 /// a configuration is pruned when a failed one had the same replied
 /// operations, a subset of its unreplied ones and a state that admits all of
 /// its state's continuations (`ModelState.admitsAll`): it can do nothing the
-/// failed one could not. Trying replied candidates first makes the lean
-/// configurations fail first. For the same reason, an unreplied blind write
-/// or remove never directly follows another unreplied operation: dropping
-/// the earlier one (it never took effect) leaves a state at least as
-/// permissive. As that rule depends on how a configuration was reached, the
-/// cache records it: a failure reached right after an unreplied operation,
-/// with fewer moves allowed, prunes only configurations reached the same
-/// way. Without these, refuting a history with k operations without reply
-/// costs up to 2^k.
+/// failed one could not. And an unreplied blind write or remove never
+/// directly follows another unreplied operation: dropping the earlier one
+/// (it never took effect) leaves a state at least as permissive. As that
+/// rule depends on how a configuration was reached, only configurations
+/// reached by a replied operation (which allow every move) enter the cache.
+/// Without these, refuting a history with k operations without reply costs
+/// up to 2^k.
 ///
 /// Two more sound reductions keep heavily overlapping histories cheap:
 /// - Version order. A key's versions strictly increase along any valid
@@ -541,8 +545,36 @@ public enum LinearizabilityChecker {
 ///   operation that merely happens to change nothing here (a remove of an
 ///   absent key) does not qualify: elsewhere it might remove an object.
 struct KeySearch {
+    /// Where unreplied operations go among the candidates (see the type).
+    enum CandidateOrder: Sendable {
+        case unrepliedFirst
+        case repliedFirst
+    }
+
+    enum Outcome: Equatable, Sendable {
+        /// Operation indices in a valid order.
+        case linearizable([Int])
+        case notLinearizable
+        /// The budget ran out first.
+        case gaveUp
+    }
+
+    /// Runs the order that finds linearizations quickly within a budget
+    /// proportional to the history, then the one that refutes quickly.
+    static func decide(ops: [RecordedOperation], initial: ModelState, cutAt: Int64? = nil,
+                       budget: Int? = nil) -> Outcome {
+        let quickBudget = 100 * ops.count + 100_000
+        var quick = KeySearch(ops: ops, initial: initial, cutAt: cutAt, order: .unrepliedFirst,
+                              budget: budget.map { min($0, quickBudget) } ?? quickBudget)
+        let first = quick.run()
+        guard first == .gaveUp else { return first }
+        var thorough = KeySearch(ops: ops, initial: initial, cutAt: cutAt, order: .repliedFirst, budget: budget)
+        return thorough.run()
+    }
+
     let ops: [RecordedOperation]
     let initial: ModelState
+    let order: CandidateOrder
     let model = RAMCloudModel()
 
     // Linked list over the replied operations' events: node 0 is the head,
@@ -555,7 +587,7 @@ struct KeySearch {
     private var head: Int { 0 }
     private var tail: Int { events.count + 1 }
 
-    /// Operations without reply, by invocation.
+    /// Operations without reply (or replied after the cut), by invocation.
     private var unreplied: [Int] = []
     /// Each operation's index among the replied or among the unreplied ones.
     private var classIndex: [Int]
@@ -572,18 +604,18 @@ struct KeySearch {
     /// came after the cut the search is asked about. Such an operation has no
     /// completion event; the others are "replied".
     private var optional: [Bool]
-    /// Configurations to enter before giving up (`run()` then returns nil
-    /// and `gaveUp` is set).
+    /// Configurations to enter before giving up.
     let budget: Int?
-    private(set) var gaveUp = false
 
     /// `cutAt`: check the history as it stood then (see
     /// `LinearizabilityChecker.history(_:asOf:)`); operations replied later
     /// may take effect, with that reply, or not. `ops` must be sorted by
     /// invocation.
-    init(ops: [RecordedOperation], initial: ModelState, cutAt: Int64? = nil, budget: Int? = nil) {
+    init(ops: [RecordedOperation], initial: ModelState, cutAt: Int64? = nil, order: CandidateOrder,
+         budget: Int? = nil) {
         self.ops = ops
         self.initial = initial
+        self.order = order
         self.budget = budget
         optional = ops.map { op in op.output == nil || cutAt.map { op.completedAt > $0 } ?? false }
         invocationNode = Array(repeating: -1, count: ops.count)
@@ -671,9 +703,9 @@ struct KeySearch {
     }
 
     /// An operation without reply that overwrites the object whatever it was.
-    private func isBlindOverwrite(_ op: Int) -> Bool {
-        switch ops[op].input {
-        case .write(_, nil), .remove(nil): true
+    private static func isBlindOverwrite(_ op: RecordedOperation) -> Bool {
+        switch (op.input, op.output) {
+        case (.write(_, nil), nil), (.remove(nil), nil): true
         default: false
         }
     }
@@ -689,6 +721,11 @@ struct KeySearch {
         case unreplied(index: Int)
     }
 
+    /// Where the scan of a configuration's candidates begins.
+    private var firstCandidate: Cursor {
+        order == .unrepliedFirst ? .unreplied(index: 0) : .replied(node: next[head])
+    }
+
     private struct Frame {
         var op: Int
         var before: ModelState
@@ -699,18 +736,16 @@ struct KeySearch {
         var resume: Cursor
     }
 
-    /// Returns a linearization (operation indices), or nil when none exists.
-    mutating func run() -> [Int]? {
+    mutating func run() -> Outcome {
         var unplaced = repliedCount
-        guard unplaced > 0 else { return [] }
+        guard unplaced > 0 else { return .linearizable([]) }
         var placedReplied = Bitset(count: repliedCount)
         var placedUnreplied = Bitset(count: unreplied.count)
         var state = initial
         var stack: [Frame] = []
         /// Configurations that failed, by replied set and state shape: the
-        /// unreplied operations they had placed, their states, and whether
-        /// they were reached right after an unreplied operation.
-        var failed: [Configuration: [(unreplied: Bitset, state: ModelState, afterUnreplied: Bool)]] = [:]
+        /// unreplied operations they had placed, and their states.
+        var failed: [Configuration: [(unreplied: Bitset, state: ModelState)]] = [:]
         /// Position in `versionOrdered` of the first operation not linearized.
         var versionFrontier = 0
         var entered = 0
@@ -731,14 +766,11 @@ struct KeySearch {
         /// leads to is known to fail. Returns whether it did.
         func push(_ op: Int, _ after: ModelState, forced: Bool = false, resume: Cursor) -> Bool {
             entered += 1
-            if ops[op].output == nil, isBlindOverwrite(op), let last = stack.last, optional[last.op] {
-                return false
-            }
+            if Self.isBlindOverwrite(ops[op]), let last = stack.last, optional[last.op] { return false }
             setPlaced(op, true)
             if let dominating = failed[Configuration(replied: placedReplied, shape: after.shape)],
                dominating.contains(where: {
-                   (!$0.afterUnreplied || optional[op])
-                       && $0.unreplied.isSubset(of: placedUnreplied) && $0.state.admitsAll(of: after)
+                   $0.unreplied.isSubset(of: placedUnreplied) && $0.state.admitsAll(of: after)
                }) {
                 setPlaced(op, false)
                 return false
@@ -765,8 +797,10 @@ struct KeySearch {
         /// where to resume, nil if nothing is left.
         func backtrack() -> Cursor? {
             while let frame = stack.popLast() {
-                failed[Configuration(replied: placedReplied, shape: state.shape), default: []]
-                    .append((placedUnreplied, state, optional[frame.op]))
+                if !optional[frame.op] {
+                    failed[Configuration(replied: placedReplied, shape: state.shape), default: []]
+                        .append((placedUnreplied, state))
+                }
                 unlift(frame.op)
                 setPlaced(frame.op, false)
                 state = frame.before
@@ -790,22 +824,19 @@ struct KeySearch {
             return nil
         }
 
-        var cursor = Cursor.replied(node: next[head])
+        var cursor = firstCandidate
         var fresh = true  // at the start of a configuration's candidates
         while true {
-            if unplaced == 0 { return stack.map(\.op) }
-            if let budget, entered > budget {
-                gaveUp = true
-                return nil
-            }
+            if unplaced == 0 { return .linearizable(stack.map(\.op)) }
+            if let budget, entered > budget { return .gaveUp }
             if fresh {
                 fresh = false
                 if let (op, after) = stutterStep(from: state, allowed: allowed) {
                     if push(op, after, forced: true, resume: cursor) {
-                        cursor = .replied(node: next[head])
+                        cursor = firstCandidate
                         fresh = true
                     } else {
-                        guard let resume = backtrack() else { return nil }
+                        guard let resume = backtrack() else { return .notLinearizable }
                         cursor = resume
                     }
                     continue
@@ -815,18 +846,26 @@ struct KeySearch {
             case .replied(let node):
                 let event = events[node - 1]
                 if event.isCompletion {
-                    // No replied candidate left to try: the unreplied ones.
-                    cursor = .unreplied(index: 0)
+                    if order == .repliedFirst {
+                        // No replied candidate left to try: the unreplied ones.
+                        cursor = .unreplied(index: 0)
+                        continue
+                    }
+                    // No candidate works, yet one had to take effect before
+                    // the first pending completion. Undo the last choice.
+                    guard let resume = backtrack() else { return .notLinearizable }
+                    cursor = resume
                 } else if allowed(event.op),
                           case .next(let after) = model.step(state, ops[event.op].input, ops[event.op].output) {
                     if push(event.op, after, resume: .replied(node: next[node])) {
-                        cursor = .replied(node: next[head])
+                        cursor = firstCandidate
                         fresh = true
                     } else {
                         cursor = .replied(node: next[node])
                     }
                 } else {
-                    cursor = allowed(event.op) ? .enabling(node: node, index: 0) : .replied(node: next[node])
+                    cursor = allowed(event.op) && order == .repliedFirst
+                        ? .enabling(node: node, index: 0) : .replied(node: next[node])
                 }
             case .enabling(let node, let index):
                 let candidate = ops[events[node - 1].op]
@@ -838,23 +877,25 @@ struct KeySearch {
                 if case .next(let after) = model.step(state, ops[op].input, ops[op].output),
                    case .next = model.step(after, candidate.input, candidate.output),
                    push(op, after, resume: .enabling(node: node, index: index + 1)) {
-                    cursor = .replied(node: next[head])
+                    cursor = firstCandidate
                     fresh = true
                 } else {
                     cursor = .enabling(node: node, index: index + 1)
                 }
             case .unreplied(let index):
                 guard let index = nextUnreplied(from: index) else {
-                    // No candidate works, yet one had to take effect before
-                    // the first pending completion. Undo the last choice.
-                    guard let resume = backtrack() else { return nil }
+                    if order == .unrepliedFirst {
+                        cursor = .replied(node: next[head])
+                        continue
+                    }
+                    guard let resume = backtrack() else { return .notLinearizable }
                     cursor = resume
                     continue
                 }
                 let op = unreplied[index]
                 if case .next(let after) = model.step(state, ops[op].input, ops[op].output),
                    push(op, after, resume: .unreplied(index: index + 1)) {
-                    cursor = .replied(node: next[head])
+                    cursor = firstCandidate
                     fresh = true
                 } else {
                     cursor = .unreplied(index: index + 1)

@@ -57,11 +57,14 @@ import Testing
     }
 
     @Test func verdictsAgreeOnSmallHistories() {
-        let iterations = Int(ProcessInfo.processInfo.environment["FULVA_BRUTE_FORCE_ITERATIONS"] ?? "") ?? 3_000
+        // Longer runs: FULVA_BRUTE_FORCE_ITERATIONS=100000, FULVA_BRUTE_FORCE_MAX_OPERATIONS=20.
+        let environment = ProcessInfo.processInfo.environment
+        let iterations = Int(environment["FULVA_BRUTE_FORCE_ITERATIONS"] ?? "") ?? 3_000
+        let maxOperations = min(60, Int(environment["FULVA_BRUTE_FORCE_MAX_OPERATIONS"] ?? "") ?? 14)
         var random = SplitMix64(seed: 2024)
         var agreed = (linearizable: 0, not: 0)
         for seed in 0..<iterations {
-            let count = Int.random(in: 2...14, using: &random)
+            let count = Int.random(in: 2...maxOperations, using: &random)
             var history = ReferenceWorkload.history(seed: UInt64(seed), count: count, keys: 1, spacing: 10,
                                                     spread: Int64.random(in: 0...60, using: &random),
                                                     failureOneIn: Int.random(in: 2...4, using: &random))
@@ -71,23 +74,29 @@ import Testing
                 history.operations[index].output = Self.perturb(history.operations[index].output, &random)
             }
             let ops = history.operations
+            let initial = ModelState(history.initialValues["k0"])
             var refuted: Set<Explored> = []
-            let expected = Self.bruteForce(ops, ModelState(history.initialValues["k0"]), refuted: &refuted)
+            let expected = Self.bruteForce(ops, initial, refuted: &refuted)
             let verdict = LinearizabilityChecker.checkKey("k0", operations: ops, initial: history.initialValues["k0"])
             #expect(verdict.isLinearizable == expected, "seed \(seed): \(ops.map(\.summary))")
             if expected { agreed.linearizable += 1 } else { agreed.not += 1 }
 
-            // The same history as it stood at some completion, as the report's
-            // search for the first failure sees it; linearizable whenever the
-            // whole history is.
+            // Each candidate order on its own, on the whole history and on the
+            // history as it stood at some completion (as the report's search
+            // for the first failure sees it: linearizable whenever the whole
+            // history is).
             let sorted = ops.sorted { ($0.invokedAt, $0.id) < ($1.invokedAt, $1.id) }
             guard let cut = sorted.filter({ $0.output != nil }).randomElement(using: &random)?.completedAt else { continue }
             let past = LinearizabilityChecker.history(sorted, asOf: cut)
             var refutedPast: Set<Explored> = []
-            let expectedPast = Self.bruteForce(past, ModelState(history.initialValues["k0"]), cut: cut, refuted: &refutedPast)
-            var search = KeySearch(ops: past, initial: ModelState(history.initialValues["k0"]), cutAt: cut)
-            #expect((search.run() != nil) == expectedPast, "seed \(seed) as of \(cut): \(ops.map(\.summary))")
+            let expectedPast = Self.bruteForce(past, initial, cut: cut, refuted: &refutedPast)
             #expect(expectedPast || !expected, "seed \(seed): linearizable, but not as of \(cut)")
+            for order in [KeySearch.CandidateOrder.unrepliedFirst, .repliedFirst] {
+                var whole = KeySearch(ops: sorted, initial: initial, order: order)
+                #expect((whole.run() != .notLinearizable) == expected, "seed \(seed), \(order)")
+                var then = KeySearch(ops: past, initial: initial, cutAt: cut, order: order)
+                #expect((then.run() != .notLinearizable) == expectedPast, "seed \(seed), \(order) as of \(cut)")
+            }
         }
         print("brute force agreement: \(agreed.linearizable) linearizable, \(agreed.not) not")
         #expect(agreed.not > 300 && agreed.linearizable > 300, "both verdicts are exercised")

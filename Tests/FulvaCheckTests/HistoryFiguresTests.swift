@@ -60,6 +60,9 @@ import Testing
         let latencies = try #require(LatencyPercentiles((1...1_000).map { Int64($0) }))
         #expect([latencies.p50, latencies.p99, latencies.p999] == [500, 990, 999])
         #expect(LatencyPercentiles([]) == nil)
+        // 0.99 × 100 is 99.00000000000001 in floating point; the rank is still 99.
+        #expect(LatencyPercentiles((1...100).map { Int64($0) })?.p99 == 99)
+        #expect(LatencyPercentiles([7])?.p999 == 7)
     }
 
     @Test func withoutTimelineThereAreNoPhases() {

@@ -121,8 +121,9 @@ import Testing
             op(7, write(78, RecordedRejectRules(givenVersion: 9, versionNeGiven: true)), written(10), 80, 90),
             op(8, .read, found(78, 10), 100, 110),
         ]
-        let result = checkKey(ops)
-        #expect(result == .linearizable(order: [1, 3, 4, 5, 2, 6, 7, 8]))
+        // #9 may or may not appear (before #5 overwrites it); the rest is forced.
+        guard case .linearizable(let order) = checkKey(ops) else { Issue.record("not linearizable"); return }
+        #expect(order.filter { $0 != 9 } == [1, 3, 4, 5, 2, 6, 7, 8])
     }
 
     @Test func heavyOverlapOfReadsWritesAndRemoves() {
