@@ -2,12 +2,19 @@
 // of one RAMCloud object.
 //
 // Linearizability is local (Herlihy & Wing): a history is linearizable iff
-// each key's sub-history is. So the checker splits the history by key and
-// runs, per key, the Wing–Gong search in Lowe's form: a depth-first search
-// over "which pending operation takes effect next", pruned by a cache of
-// (set of operations already linearized, model state) pairs: reaching the
-// same pair twice cannot lead anywhere new. The search order depends only on
-// the history, so the verdict and its explanation are deterministic.
+// each key's sub-history is. So the checker splits the history by key and,
+// per key:
+// 1. tries two cheap refutations (`KeySearch.refutedAtOnce`): a read of a
+//    value nobody could have written, a version order that contradicts real
+//    time (a stale read);
+// 2. runs the Wing–Gong search in Lowe's form (`KeySearch`): a depth-first
+//    search over "which pending operation takes effect next", pruned by a
+//    cache of configurations known to fail, plus reductions specific to
+//    RAMCloud's versions;
+// 3. for a key that fails, finds the first reply that breaks it by a binary
+//    search over time (`LinearizabilityChecker.explainViolation`).
+// Nothing depends on hashing order or timing: verdicts and explanations are
+// deterministic.
 
 /// The versions an object may have, as far as the history tells: an
 /// inclusive range.
@@ -308,9 +315,9 @@ public struct KeyViolation: Hashable, Sendable, CustomStringConvertible {
     /// The first completion time at which the key's history stops being
     /// linearizable: everything that completed earlier linearizes.
     public var failedAt: Int64
-    /// One linearization of everything that completed before `failedAt`
-    /// (operations still pending then count as unreplied: taking effect or
-    /// not, whichever fits), in order.
+    /// One linearization of everything that completed before `failedAt`, in
+    /// order. Operations still pending then appear if they must have taken
+    /// effect already (shown with the reply they got later).
     public var longestPrefix: [RecordedOperation]
     /// The key's state after `longestPrefix`, in words.
     public var stateAfterPrefix: String
@@ -563,6 +570,7 @@ struct KeySearch {
     /// proportional to the history, then the one that refutes quickly.
     static func decide(ops: [RecordedOperation], initial: ModelState, cutAt: Int64? = nil,
                        budget: Int? = nil) -> Outcome {
+        if refutedAtOnce(ops, initial: initial, cutAt: cutAt) { return .notLinearizable }
         let quickBudget = 100 * ops.count + 100_000
         var quick = KeySearch(ops: ops, initial: initial, cutAt: cutAt, order: .unrepliedFirst,
                               budget: budget.map { min($0, quickBudget) } ?? quickBudget)
@@ -570,6 +578,74 @@ struct KeySearch {
         guard first == .gaveUp else { return first }
         var thorough = KeySearch(ops: ops, initial: initial, cutAt: cutAt, order: .repliedFirst, budget: budget)
         return thorough.run()
+    }
+
+    /// Cheap, sound refutations of what the search handles worst: histories
+    /// whose failure it can only prove by trying every combination of the
+    /// operations without reply around it. Two checks:
+    /// - A replied read saw what no order could show: a value no operation
+    ///   could have produced, or no object where none was ever removed. The
+    ///   values are over-approximated: the initial one, 0 (an increment of a
+    ///   missing object), every write's, every increment's reply, and what
+    ///   increments without reply can add to those (unless that grows too
+    ///   large to enumerate; then nothing is refuted). This catches a read of
+    ///   a garbage value that keeps a real version.
+    /// - Version order against real time: an operation that the version order
+    ///   puts after another completed before that one was invoked. This
+    ///   catches stale reads: the overwriting write completed before the
+    ///   read began, yet the read's version says it came first.
+    static func refutedAtOnce(_ ops: [RecordedOperation], initial: ModelState, cutAt: Int64?) -> Bool {
+        let replied = ops.filter { op in op.output != nil && cutAt.map { op.completedAt <= $0 } ?? true }
+
+        var values: Set<Int64> = [0]
+        var unknownDeltas: [Int64] = []
+        var canBeAbsent = false
+        if case .present(let value, _) = initial { values.insert(value) } else { canBeAbsent = true }
+        for op in ops {
+            switch (op.input, op.output) {
+            case (.write(let value, _), _): values.insert(value)
+            case (.remove, _): canBeAbsent = true
+            case (.increment(let delta, _), nil): unknownDeltas.append(delta)
+            case (.increment, .incremented(let value, _)?): values.insert(value)
+            default: break
+            }
+        }
+        var enumerable = true
+        for delta in unknownDeltas where delta != 0 && enumerable {
+            values.formUnion(values.map { $0 &+ delta })
+            enumerable = values.count <= 100_000
+        }
+        let impossibleRead = enumerable && replied.contains { op in
+            switch op.output {
+            case .found(let value, _)?: !values.contains(value)
+            case .absent?: !canBeAbsent
+            default: false
+            }
+        }
+        if impossibleRead { return true }
+
+        let keyed = replied.compactMap { op in versionKey(op).map { (key: $0, op: op) } }
+            .sorted { ($0.key.version, $0.key.observes) < ($1.key.version, $1.key.observes) }
+        var latestInvocationBefore = Int64.min  // over the groups before the current one
+        var group = keyed.startIndex
+        while group < keyed.endIndex {
+            let end = keyed[group...].firstIndex { $0.key != keyed[group].key } ?? keyed.endIndex
+            if keyed[group..<end].contains(where: { $0.op.completedAt < latestInvocationBefore }) { return true }
+            latestInvocationBefore = max(latestInvocationBefore, keyed[group..<end].map(\.op.invokedAt).max()!)
+            group = end
+        }
+        return false
+    }
+
+    /// Where an operation stands in the version order: the version it
+    /// created (creators first) or observed.
+    static func versionKey(_ op: RecordedOperation) -> (version: UInt64, observes: Int)? {
+        switch op.output {
+        case .written(let version)?, .incremented(_, let version)?: (version, 0)
+        case .found(_, let version)?: (version, 1)
+        case .removed(let version?)? where version != 0: (version, 1)
+        default: nil
+        }
     }
 
     let ops: [RecordedOperation]
@@ -645,18 +721,10 @@ struct KeySearch {
         next = Array(1...(events.count + 1)) + [events.count + 1]
         prev = [0] + Array(0...events.count)
 
-        func versionKey(_ op: RecordedOperation) -> (version: UInt64, observes: Int)? {
-            switch op.output {
-            case .written(let version)?, .incremented(_, let version)?: (version, 0)
-            case .found(_, let version)?: (version, 1)
-            case .removed(let version?)? where version != 0: (version, 1)
-            default: nil
-            }
-        }
         // Only operations every linearization contains: an optional one may
         // be left out, and then constrains nothing.
         let keyed = ops.indices.filter { !optional[$0] }
-            .compactMap { index in versionKey(ops[index]).map { (key: $0, op: index) } }
+            .compactMap { index in Self.versionKey(ops[index]).map { (key: $0, op: index) } }
             .sorted { ($0.key.version, $0.key.observes, $0.op) < ($1.key.version, $1.key.observes, $1.op) }
         versionOrdered = keyed.map(\.op)
         for (position, entry) in keyed.enumerated() {
