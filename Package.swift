@@ -9,10 +9,12 @@ let package = Package(
         .library(name: "FulvaCheck", targets: ["FulvaCheck"]),
         .executable(name: "rc-migrate", targets: ["rc-migrate"]),
         .executable(name: "fulva-sim-report", targets: ["fulva-sim-report"]),
+        .executable(name: "fulva-workload", targets: ["fulva-workload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Pure protocol logic: imports no C and no Foundation.
@@ -33,7 +35,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // libramcloud's C API, loaded at run time (nothing links RAMCloud).
-        .target(name: "CRAMCloud", path: "CShims/CRAMCloud", linkerSettings: [.linkedLibrary("dl")]),
+        // fulva.h, the one C ABI between RAMCloud and Swift.
+        .target(name: "CFulva", path: "CShims/CFulva"),
+        .target(name: "CRAMCloud", dependencies: ["CFulva"], path: "CShims/CRAMCloud",
+                linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "FulvaRAMCloud", dependencies: ["CRAMCloud"]),
         // Local clusters: ZooKeeper, coordinator, masters.
         .target(name: "FulvaCluster", dependencies: ["FulvaRAMCloud"]),
@@ -43,10 +48,18 @@ let package = Package(
                 "FulvaCore", "FulvaCluster", "FulvaRAMCloud",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Client load: fill, mixed workload checked against its own writes, migrate, counters.
+        .executableTarget(
+            name: "fulva-workload",
+            dependencies: [
+                "FulvaRAMCloud",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
         .testTarget(name: "FulvaCoreTests", dependencies: ["FulvaCore"]),
         .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck"]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
-        .testTarget(name: "ClusterIntegrationTests", dependencies: ["FulvaCluster", "FulvaRAMCloud"]),
+        .testTarget(name: "ClusterIntegrationTests", dependencies: ["FulvaCluster", "FulvaRAMCloud", "fulva-workload"]),
     ]
 )

@@ -44,6 +44,8 @@ int fulva_rc_load(const char *path, struct fulva_rc_api *api, char *error,
         {"fulva_abi_version", (void **)&api->abiVersion, 0},
         {"fulva_admin_migrate_tablet", (void **)&api->migrateTablet, 0},
         {"fulva_admin_split_tablet", (void **)&api->splitTablet, 0},
+        {"fulva_admin_server_counters", (void **)&api->serverCounters, 0},
+        {"fulva_admin_tablet_owner", (void **)&api->tabletOwner, 0},
         /* RAMCloud::statusToString(Status), a C++ symbol. */
         {"_ZN8RAMCloud14statusToStringENS_6StatusE", (void **)&statusToString, 0},
     };

@@ -4,16 +4,29 @@ import FulvaRAMCloud
 import Glibc
 #endif
 
-/// The transports a local cluster can use (dpdk comes with the DPDK port).
+/// The transports a local cluster can use.
 public enum ClusterTransport: String, Codable, Sendable, CaseIterable {
+    /// RAMCloud's BasicTransport over the DPDK driver, one network namespace
+    /// per process (DPDKNetwork).
+    case dpdk
     case udp
     case tcp
 
     func locator(port: Int) -> String {
         switch self {
+        // The driver fills in the port's MAC address.
+        case .dpdk: return "basic+dpdk:"
         case .udp: return "basic+udp:host=127.0.0.1,port=\(port)"
         case .tcp: return "tcp:host=127.0.0.1,port=\(port)"
         }
+    }
+
+    /// dpdk where this host can build the namespaces and the RAMCloud build
+    /// has the DPDK driver, udp otherwise; with the reason, to be shown.
+    public static func automatic(home: RAMCloudHome) -> (ClusterTransport, String) {
+        if let reason = DPDKNetwork.unavailableReason() { return (.udp, "udp, not dpdk: \(reason)") }
+        if !home.hasDPDK { return (.udp, "udp, not dpdk: the RAMCloud build at \(home.path) has no DPDK driver") }
+        return (.dpdk, "dpdk: one network namespace per process, net_af_packet on veths into a bridge")
     }
 }
 
@@ -32,6 +45,11 @@ public struct ClusterSpec: Codable, Sendable {
     public var idleSleep = true
     /// Seconds to wait for each process to serve.
     public var startTimeout = 60.0
+    /// Over dpdk: frames the bridge drops, in percent.
+    public var packetLossPercent = 0.0
+    /// RAMCLOUD_IDLE_SLEEP_MAX_US over dpdk, whose port cannot wake a
+    /// sleeping process: the longest a frame may wait to be seen.
+    public var dpdkIdleSleepMaxMicros = 100
 
     public init() {}
 }
@@ -54,13 +72,15 @@ public struct ClusterState: Codable, Sendable {
     /// What clients connect to: RAMCloud's "zk:" locator finds the coordinator.
     public var externalStorage: String
     public var coordinatorLocator: String
+    /// The namespaces and bridge of a dpdk cluster.
+    public var network: DPDKNetwork?
 
     public func process(_ name: String) -> ClusterProcess? { processes.first { $0.name == name } }
 }
 
 public struct ClusterError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// Starts, inspects and stops a local RAMCloud cluster: ZooKeeper (Debian's
@@ -109,31 +129,51 @@ public final class ClusterLauncher {
             throw ClusterError("ZooKeeper is not installed (\(Self.zooKeeperJar) missing): apt-get install zookeeper")
         }
         guard spec.masters >= 1 else { throw ClusterError("a cluster needs at least one master") }
+        if spec.transport == .dpdk {
+            if let reason = DPDKNetwork.unavailableReason() { throw ClusterError("cannot run over dpdk: \(reason)") }
+            guard home.hasDPDK else { throw ClusterError("cannot run over dpdk: the RAMCloud build at \(home.path) has no DPDK driver") }
+        }
         let udp = spec.transport == .udp
-        let ports = [(spec.zooKeeperPort, false)] + (0...spec.masters).map { (spec.basePort + $0, udp) }
+        let ports = [(spec.zooKeeperPort, false)]
+            + (spec.transport == .dpdk ? [] : (0...spec.masters).map { (spec.basePort + $0, udp) })
         for (port, isUDP) in ports where Processes.portInUse(port, udp: isUDP) {
             throw ClusterError("port \(port) on 127.0.0.1 is already in use (choose others with --base-port / --zookeeper-port)")
         }
         try FileManager.default.createDirectory(atPath: directory + "/zookeeper", withIntermediateDirectories: true)
 
-        let storage = "zk:127.0.0.1:\(spec.zooKeeperPort)"
+        var network: DPDKNetwork? = nil
+        if spec.transport == .dpdk {
+            network = DPDKNetwork(basePort: spec.basePort)
+            network!.packetLossPercent = spec.packetLossPercent
+        }
+        let zooKeeperHost = network?.hubAddress ?? "127.0.0.1"
+        let storage = "zk:\(zooKeeperHost):\(spec.zooKeeperPort)"
         var state = ClusterState(spec: spec, ramcloudHome: home.path, processes: [], externalStorage: storage,
-                                 coordinatorLocator: spec.transport.locator(port: spec.basePort))
+                                 coordinatorLocator: spec.transport.locator(port: spec.basePort), network: network)
         do {
-            progress("starting ZooKeeper on 127.0.0.1:\(spec.zooKeeperPort)")
-            state.processes.append(try startZooKeeper(spec))
+            if var network = state.network {
+                progress("building the DPDK network: bridge \(network.bridge) on \(network.hubAddress)/24, one namespace per process")
+                try save(state)   // so that down() finds a partly built network
+                try network.createHub()
+                state.network = network
+                try save(state)
+            }
+            progress("starting ZooKeeper on \(zooKeeperHost):\(spec.zooKeeperPort)")
+            state.processes.append(try startZooKeeper(spec, host: zooKeeperHost))
             try save(state)
-            try waitUntil("zookeeper", state, timeout: spec.startTimeout) { Processes.accepts(spec.zooKeeperPort) }
+            try waitUntil("zookeeper", state, timeout: spec.startTimeout) {
+                Processes.accepts(spec.zooKeeperPort, host: zooKeeperHost)
+            }
 
             progress("starting the coordinator on \(state.coordinatorLocator)")
-            state.processes.append(try startCoordinator(state, reset: true))
+            state.processes.append(try startCoordinator(&state, reset: true))
             try save(state)
             try waitForLog("coordinator", state, marker: "Cluster name is", timeout: spec.startTimeout)
 
             for i in 1...spec.masters {
                 let locator = spec.transport.locator(port: spec.basePort + i)
                 progress("starting master\(i) on \(locator)")
-                state.processes.append(try startMaster(i, locator: locator, state))
+                state.processes.append(try startMaster(i, locator: locator, &state))
                 try save(state)
             }
             for i in 1...spec.masters {
@@ -141,6 +181,7 @@ public final class ClusterLauncher {
             }
         } catch {
             for process in state.processes.reversed() { Processes.stop(process.pid, program: process.program) }
+            state.network?.remove()
             try? FileManager.default.removeItem(atPath: stateFile)
             throw error
         }
@@ -149,17 +190,51 @@ public final class ClusterLauncher {
     }
 
     func environment(_ spec: ClusterSpec) -> [String: String] {
-        spec.idleSleep ? ["RAMCLOUD_IDLE_SLEEP": "1"] : ["RAMCLOUD_IDLE_SLEEP": "0"]
+        var environment = spec.idleSleep ? ["RAMCLOUD_IDLE_SLEEP": "1"] : ["RAMCLOUD_IDLE_SLEEP": "0"]
+        if spec.transport == .dpdk { environment["RAMCLOUD_IDLE_SLEEP_MAX_US"] = String(spec.dpdkIdleSleepMaxMicros) }
+        return environment
     }
 
-    func launch(_ name: String, _ arguments: [String], locator: String?, environment: [String: String]) throws -> ClusterProcess {
+    /// How to run a RAMCloud program as cluster member `name`: the command
+    /// prefix (entering its namespace over dpdk) and its environment (idle
+    /// sleep; DPDK's port and EAL arguments). Over dpdk the namespace is
+    /// created on first use and recorded, so `down` removes it.
+    public func placement(_ name: String, in state: inout ClusterState) throws -> (prefix: [String], environment: [String: String]) {
+        var environment = environment(state.spec)
+        guard var network = state.network else { return ([], environment) }
+        let member = try network.addMember(name)
+        state.network = network
+        try save(state)
+        environment.merge(network.environment(for: member)) { _, new in new }
+        return (network.prefix(for: member), environment)
+    }
+
+    /// `placement` for a client program of a running cluster (rc-migrate
+    /// cluster exec, tests, benchmarks).
+    public func clientPlacement(_ name: String) throws -> (prefix: [String], environment: [String: String]) {
+        guard var state = try load() else { throw ClusterError("no cluster in \(directory) (rc-migrate cluster up starts one)") }
+        return try placement(name, in: &state)
+    }
+
+    /// Sets the loss the bridge injects (dpdk clusters only).
+    public func setPacketLoss(_ percent: Double) throws {
+        guard var state = try load() else { throw ClusterError("no cluster in \(directory)") }
+        guard var network = state.network else { throw ClusterError("packet loss is injected on the DPDK bridge; this cluster runs over \(state.spec.transport)") }
+        try network.setPacketLoss(percent)
+        state.network = network
+        state.spec.packetLossPercent = percent
+        try save(state)
+    }
+
+    func launch(_ name: String, _ arguments: [String], locator: String?, environment: [String: String],
+                prefix: [String] = []) throws -> ClusterProcess {
         let log = directory + "/\(name).log"
-        let pid = try Processes.spawn(arguments, log: log, environment: environment)
+        let pid = try Processes.spawn(prefix + arguments, log: log, environment: environment)
         return ClusterProcess(name: name, program: arguments[0], arguments: Array(arguments.dropFirst()), pid: pid,
                               locator: locator, log: log)
     }
 
-    func startZooKeeper(_ spec: ClusterSpec) throws -> ClusterProcess {
+    func startZooKeeper(_ spec: ClusterSpec, host: String) throws -> ClusterProcess {
         let data = directory + "/zookeeper"
         let configuration = """
             tickTime=2000
@@ -167,7 +242,7 @@ public final class ClusterLauncher {
             syncLimit=5
             dataDir=\(data)
             clientPort=\(spec.zooKeeperPort)
-            clientPortAddress=127.0.0.1
+            clientPortAddress=\(host)
             admin.enableServer=false
             maxClientCnxns=200
 
@@ -177,22 +252,24 @@ public final class ClusterLauncher {
         let java = ["/usr/bin/java", "-Xmx256m", "-cp", "\(Self.zooKeeperConfiguration):\(Self.zooKeeperJar)",
                     "-Dzookeeper.admin.enableServer=false",
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain", file]
-        return try launch("zookeeper", java, locator: "127.0.0.1:\(spec.zooKeeperPort)", environment: [:])
+        return try launch("zookeeper", java, locator: "\(host):\(spec.zooKeeperPort)", environment: [:])
     }
 
-    func startCoordinator(_ state: ClusterState, reset: Bool) throws -> ClusterProcess {
+    func startCoordinator(_ state: inout ClusterState, reset: Bool) throws -> ClusterProcess {
         var arguments = [home.coordinator, "-C", state.coordinatorLocator, "-x", state.externalStorage]
         if reset { arguments.append("--reset") }
+        let (prefix, environment) = try placement("coordinator", in: &state)
         return try launch("coordinator", arguments, locator: state.coordinatorLocator,
-                          environment: environment(state.spec))
+                          environment: environment, prefix: prefix)
     }
 
-    func startMaster(_ index: Int, locator: String, _ state: ClusterState) throws -> ClusterProcess {
+    func startMaster(_ index: Int, locator: String, _ state: inout ClusterState) throws -> ClusterProcess {
         var arguments = [home.server, "-L", locator, "-x", state.externalStorage,
                          "-t", String(state.spec.masterMemoryMB), "-r", String(state.spec.replicas),
                          "--maxCores", "2"]
         if state.spec.replicas == 0 { arguments.append("--masterOnly") }
-        return try launch("master\(index)", arguments, locator: locator, environment: environment(state.spec))
+        let (prefix, environment) = try placement("master\(index)", in: &state)
+        return try launch("master\(index)", arguments, locator: locator, environment: environment, prefix: prefix)
     }
 
     func waitUntil(_ name: String, _ state: ClusterState, timeout: Double, _ ready: () -> Bool) throws {
@@ -237,7 +314,7 @@ public final class ClusterLauncher {
         let old = state.processes[index]
         Processes.stop(old.pid, program: old.program)
         let before = (try? String(contentsOfFile: old.log, encoding: .utf8))?.count ?? 0
-        state.processes[index] = try startCoordinator(state, reset: false)
+        state.processes[index] = try startCoordinator(&state, reset: false)
         try save(state)
         let log = state.processes[index].log
         try waitUntil("coordinator", state, timeout: state.spec.startTimeout) {
@@ -275,6 +352,8 @@ public final class ClusterLauncher {
             Processes.stop(process.pid, program: process.program)
             stopped.append(process.name)
         }
+        // Also kills client programs still running in the namespaces.
+        state.network?.remove()
         try? FileManager.default.removeItem(atPath: stateFile)
         return stopped
     }

@@ -1,3 +1,4 @@
+import CFulva
 import CRAMCloud
 import Foundation
 
@@ -13,8 +14,12 @@ public struct RAMCloudError: Error, CustomStringConvertible, Equatable {
         throw RAMCloudError(status: status, message: fulva_rc_status_string(status).map { String(cString: $0) } ?? "unknown")
     }
 
-    /// RAMCloud's STATUS_OBJECT_DOESNT_EXIST.
-    public static let objectDoesntExist: Int32 = 2
+    // RAMCloud's Status values (src/Status.h), the ones callers act on.
+    public static let unknownTablet: Int32 = 1
+    public static let tableDoesntExist: Int32 = 2
+    public static let objectDoesntExist: Int32 = 3
+    /// A reject rule refused the operation.
+    public static let wrongVersion: Int32 = 5
 }
 
 /// libramcloud.so, loaded at run time.
@@ -34,16 +39,31 @@ public final class RAMCloudLibrary: @unchecked Sendable {
     /// lacks Fulva's shims.
     public var abiVersion: UInt32? { api.abiVersion.map { $0() } }
 
-    /// RAMCloud's own source-driven migration of a tablet to `newOwner`.
-    public func migrateTablet(coordinator: String, cluster: String = "main", tableID: UInt64,
-                              firstKeyHash: UInt64, lastKeyHash: UInt64, newOwner: UInt64) throws(RAMCloudError) {
-        guard let call = api.migrateTablet else {
-            throw RAMCloudError(status: 1001, message: "libramcloud lacks fulva_admin_migrate_tablet (built without Fulva's shims)")
+    /// The fulva.h ABI version this program was built against.
+    public static let expectedABIVersion = FULVA_ABI_VERSION
+
+    /// Fails unless the library carries Fulva's admin calls with the ABI
+    /// version this program was built against.
+    func requireFulva() throws(RAMCloudError) {
+        guard let version = abiVersion else {
+            throw RAMCloudError(status: 1001, message: "libramcloud lacks Fulva's shims (fulva_abi_version missing): build it with scripts/build-ramcloud")
         }
-        var error = [CChar](repeating: 0, count: 512)
-        let status = call(coordinator, cluster, tableID, firstKeyHash, lastKeyHash, newOwner, &error, error.count)
-        guard status == 0 else { throw RAMCloudError(status: status, message: error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }) }
+        guard version == FULVA_ABI_VERSION else {
+            throw RAMCloudError(status: 1001, message: "libramcloud carries fulva.h ABI version \(version), this program needs \(FULVA_ABI_VERSION): rebuild RAMCloud with scripts/build-ramcloud")
+        }
     }
+}
+
+/// What `RAMCloudClient.serverCounters()` reports for one server.
+public struct ServerCounters: Sendable, Equatable, Codable {
+    /// RAMCloud's ServerId: generation << 32 | index.
+    public var serverID: UInt64
+    public var readCount: UInt64
+    public var writeCount: UInt64
+    public var networkInputBytes: UInt64
+    public var networkOutputBytes: UInt64
+    public var dpdkPacketsReceived: UInt64
+    public var dpdkPacketsSent: UInt64
 }
 
 public struct RAMCloudLoadError: Error, CustomStringConvertible {
@@ -116,6 +136,82 @@ public final class RAMCloudClient {
             library.api.remove(client, table, k.baseAddress, UInt16(k.count), nil, &version)
         }
         try RAMCloudError.check(status)
+    }
+
+    /// RAMCloud's own source-driven migration of a tablet to `newOwner`.
+    public func migrateTablet(tableID: UInt64, firstKeyHash: UInt64, lastKeyHash: UInt64,
+                              newOwner: UInt64) throws(RAMCloudError) {
+        try library.requireFulva()
+        try adminCall { error, length in
+            library.api.migrateTablet!(client, tableID, firstKeyHash, lastKeyHash, newOwner, error, length)
+        }
+    }
+
+    /// Splits the tablets of `table` at `splitKeyHash`.
+    public func splitTablet(table: String, splitKeyHash: UInt64) throws(RAMCloudError) {
+        try library.requireFulva()
+        try adminCall { error, length in library.api.splitTablet!(client, table, splitKeyHash, error, length) }
+    }
+
+    /// The master that owns `keyHash` of the table, per the coordinator.
+    public func owner(table: UInt64, keyHash: UInt64) throws(RAMCloudError) -> UInt64 {
+        try library.requireFulva()
+        var server: UInt64 = 0
+        try adminCall { error, length in library.api.tabletOwner!(client, table, keyHash, &server, error, length) }
+        return server
+    }
+
+    /// RAMCloud's performance counters of every server the coordinator knows.
+    public func serverCounters() throws(RAMCloudError) -> [ServerCounters] {
+        try library.requireFulva()
+        var counters = [fulva_server_counters](repeating: fulva_server_counters(), count: 64)
+        var count = 0
+        try adminCall { error, length in
+            counters.withUnsafeMutableBufferPointer {
+                library.api.serverCounters!(client, $0.baseAddress, $0.count, &count, error, length)
+            }
+        }
+        return counters.prefix(count).map {
+            ServerCounters(serverID: $0.serverId, readCount: $0.readCount, writeCount: $0.writeCount,
+                           networkInputBytes: $0.networkInputBytes, networkOutputBytes: $0.networkOutputBytes,
+                           dpdkPacketsReceived: $0.dpdkPacketsReceived, dpdkPacketsSent: $0.dpdkPacketsSent)
+        }
+    }
+
+    private func adminCall(_ call: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws(RAMCloudError) {
+        var error = [CChar](repeating: 0, count: 512)
+        let status = error.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count) }
+        guard status == 0 else {
+            throw RAMCloudError(status: status, message: error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        }
+    }
+
+    /// Adds `delta` to the 8-byte integer stored under the key (absent counts
+    /// as 0) and returns the new value.
+    @discardableResult
+    public func incrementInt64(table: UInt64, key: [UInt8], by delta: Int64) throws(RAMCloudError) -> Int64 {
+        var version: UInt64 = 0
+        var value: Int64 = 0
+        let status = key.withUnsafeBytes { k in
+            library.api.incrementInt64(client, table, k.baseAddress, UInt16(k.count), delta, nil, &version, &value)
+        }
+        try RAMCloudError.check(status)
+        return value
+    }
+
+    /// Writes only if the object's version is still `expectedVersion`;
+    /// throws RAMCloud's STATUS_WRONG_VERSION (or OBJECT_DOESNT_EXIST) otherwise.
+    @discardableResult
+    public func conditionalWrite(table: UInt64, key: [UInt8], value: [UInt8], expectedVersion: UInt64) throws(RAMCloudError) -> UInt64 {
+        var rules = fulva_rc_reject_rules(givenVersion: expectedVersion, doesntExist: 1, exists: 0, versionLeGiven: 0, versionNeGiven: 1)
+        var version: UInt64 = 0
+        let status = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                library.api.write(client, table, k.baseAddress, UInt16(k.count), v.baseAddress, UInt32(v.count), &rules, &version)
+            }
+        }
+        try RAMCloudError.check(status)
+        return version
     }
 
     /// The id of the master that owns the key's tablet.

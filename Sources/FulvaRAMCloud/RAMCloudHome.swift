@@ -19,6 +19,13 @@ public struct RAMCloudHome: Sendable {
     public var library: String { path + "/lib/libramcloud.so" }
     public func app(_ name: String) -> String { path + "/bin/" + name }
 
+    /// Whether the build has RAMCloud's DPDK driver (scripts/build-ramcloud
+    /// records its make variables in BUILD-INFO).
+    public var hasDPDK: Bool {
+        guard let info = try? String(contentsOfFile: path + "/BUILD-INFO", encoding: .utf8) else { return false }
+        return info.split(separator: "\n").contains { $0.hasPrefix("make:") && $0.contains("DPDK=yes") }
+    }
+
     /// What is missing for running a cluster, or nil when the build is complete.
     public var missing: String? {
         let fm = FileManager.default

@@ -27,30 +27,48 @@ struct ClusterOptions: ParsableArguments {
 struct Cluster: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start, inspect and stop a local cluster (ZooKeeper, coordinator, masters).",
-        subcommands: [Up.self, Status.self, Down.self])
+        subcommands: [Up.self, Status.self, Down.self, Exec.self, Loss.self])
 
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start ZooKeeper, a coordinator and masters on loopback.",
+            abstract: "Start ZooKeeper, a coordinator and masters on this host.",
             discussion: """
+                The transport is dpdk where the host allows it (root, iproute2, a
+                RAMCloud build with DPDK): each process then runs in a network
+                namespace of its own, with DPDK's net_af_packet driver on a veth into
+                a bridge. Otherwise udp on loopback. The choice is printed.
+
                 Examples:
                   rc-migrate cluster up --masters 3
-                  rc-migrate cluster up --transport tcp --base-port 13000
+                  rc-migrate cluster up --transport udp --base-port 13000
+                  rc-migrate cluster up --transport dpdk --packet-loss 1
                 """)
         @OptionGroup var options: ClusterOptions
         @Option(help: "Number of masters.") var masters = 2
         @Option(help: "Memory per master, in MB.") var memory = 256
         @Option(help: "Backup replicas per segment (0: masters only).") var replicas = 0
-        @Option(help: "Transport: udp or tcp.") var transport = "udp"
+        @Option(help: "Transport: auto, dpdk, udp or tcp.") var transport = "auto"
+        @Option(help: "Over dpdk: percent of frames the bridge drops (nftables).") var packetLoss = 0.0
         @Option(help: "Coordinator port; masters use the following ones.") var basePort = 12_246
         @Option(help: "ZooKeeper client port.") var zookeeperPort = 12_181
         @Flag(help: "Let RAMCloud processes spin when idle (stock behaviour).") var noIdleSleep = false
 
         func run() throws {
-            guard let chosen = ClusterTransport(rawValue: transport) else {
-                throw ValidationError("unknown transport '\(transport)' (udp or tcp)")
+            let chosen: ClusterTransport
+            if transport == "auto" {
+                let (automatic, reason) = ClusterTransport.automatic(home: options.launcher.home)
+                chosen = automatic
+                FileHandle.standardError.write(Data("rc-migrate: transport \(reason)\n".utf8))
+            } else if let named = ClusterTransport(rawValue: transport) {
+                chosen = named
+            } else {
+                throw ValidationError("unknown transport '\(transport)' (auto, dpdk, udp or tcp)")
+            }
+            if packetLoss != 0 && chosen != .dpdk {
+                throw ValidationError("--packet-loss needs the dpdk transport (it is injected on the bridge)")
             }
             var spec = ClusterSpec()
+            spec.packetLossPercent = packetLoss
             spec.masters = masters
             spec.masterMemoryMB = memory
             spec.replicas = replicas
@@ -96,6 +114,63 @@ struct Cluster: ParsableCommand {
         func run() throws {
             let stopped = try options.launcher.down()
             FileHandle.standardError.write(Data("rc-migrate: stopped \(stopped.isEmpty ? "nothing" : stopped.joined(separator: ", "))\n".utf8))
+        }
+    }
+}
+
+extension Cluster {
+    struct Exec: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a client program against the cluster, set up as the cluster's own processes.",
+            discussion: """
+                Over dpdk the program runs in a network namespace of its own (created on
+                first use, removed by `cluster down`) with RAMCLOUD_DPDK_PORT and
+                RAMCLOUD_DPDK_EAL set, which libramcloud reads; over udp or tcp it runs
+                here. Either way it gets the cluster's idle-sleep setting, and
+                FULVA_CLUSTER_STORAGE holds the locator to connect with.
+
+                Example:
+                  rc-migrate cluster exec -- sh -c '$FULVA_RAMCLOUD_HOME/bin/client -C "$FULVA_CLUSTER_STORAGE"'
+                  rc-migrate cluster exec --name client2 -- fulva-workload run --operations 1000
+                """)
+        @OptionGroup var options: ClusterOptions
+        @Option(help: "Name of the client (one namespace per name over dpdk).") var name = "client1"
+        @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.") var command: [String] = []
+
+        func run() throws {
+            let command = command.first == "--" ? Array(command.dropFirst()) : command
+            guard let program = command.first else { throw ValidationError("no program given (rc-migrate cluster exec -- PROGRAM ARGS...)") }
+            do {
+                let launcher = options.launcher
+                guard let state = try launcher.load() else { throw ClusterError("no cluster in \(options.dir)") }
+                let (prefix, environment) = try launcher.clientPlacement(name)
+                for (key, value) in environment { setenv(key, value, 1) }
+                setenv("FULVA_CLUSTER_STORAGE", state.externalStorage, 1)
+                let resolved = program.contains("/") ? program : (Self.which(program) ?? program)
+                let argv = prefix + [resolved] + command.dropFirst()
+                let cArguments = argv.map { strdup($0) } + [nil]
+                execv(argv[0], cArguments)
+                throw ClusterError("cannot run \(argv[0]): \(String(cString: strerror(errno)))")
+            } catch let error as ClusterError {
+                throw fail(error.description)
+            }
+        }
+
+        static func which(_ program: String) -> String? {
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+            return path.split(separator: ":").map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        }
+    }
+
+    struct Loss: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop a percentage of the frames on a dpdk cluster's bridge (nftables); 0 stops it.",
+            discussion: "Example:\n  rc-migrate cluster loss 1")
+        @OptionGroup var options: ClusterOptions
+        @Argument(help: "Percent of frames to drop, in [0, 100).") var percent: Double
+
+        func run() throws {
+            do { try options.launcher.setPacketLoss(percent) } catch let error as ClusterError { throw fail(error.description) }
         }
     }
 }

@@ -14,11 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fulva.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-struct fulva_rc_client;
 
 /* RAMCloud's RejectRules, byte for byte (packed, as in RejectRules.h). */
 struct fulva_rc_reject_rules {
@@ -32,42 +33,39 @@ struct fulva_rc_reject_rules {
 /* The functions, once loaded. */
 struct fulva_rc_api {
     int (*connect)(const char *locator, const char *clusterName,
-                   struct fulva_rc_client **client);
-    void (*disconnect)(struct fulva_rc_client *client);
-    int (*createTable)(struct fulva_rc_client *client, const char *name,
+                   struct rc_client **client);
+    void (*disconnect)(struct rc_client *client);
+    int (*createTable)(struct rc_client *client, const char *name,
                        uint32_t serverSpan);
-    int (*dropTable)(struct fulva_rc_client *client, const char *name);
-    int (*getTableId)(struct fulva_rc_client *client, const char *name,
+    int (*dropTable)(struct rc_client *client, const char *name);
+    int (*getTableId)(struct rc_client *client, const char *name,
                       uint64_t *tableId);
-    int (*read)(struct fulva_rc_client *client, uint64_t tableId,
+    int (*read)(struct rc_client *client, uint64_t tableId,
                 const void *key, uint16_t keyLength,
                 const struct fulva_rc_reject_rules *rules, uint64_t *version,
                 void *buf, uint32_t maxLength, uint32_t *actualLength);
-    int (*write)(struct fulva_rc_client *client, uint64_t tableId,
+    int (*write)(struct rc_client *client, uint64_t tableId,
                  const void *key, uint16_t keyLength, const void *buf,
                  uint32_t length, const struct fulva_rc_reject_rules *rules,
                  uint64_t *version);
-    int (*remove)(struct fulva_rc_client *client, uint64_t tableId,
+    int (*remove)(struct rc_client *client, uint64_t tableId,
                   const void *key, uint16_t keyLength,
                   const struct fulva_rc_reject_rules *rules,
                   uint64_t *version);
-    int (*incrementInt64)(struct fulva_rc_client *client, uint64_t tableId,
+    int (*incrementInt64)(struct rc_client *client, uint64_t tableId,
                           const void *key, uint16_t keyLength,
                           int64_t incrementValue,
                           const struct fulva_rc_reject_rules *rules,
                           uint64_t *version, int64_t *newValue);
-    int (*testingGetServerId)(struct fulva_rc_client *client,
+    int (*testingGetServerId)(struct rc_client *client,
                               uint64_t tableId, const void *key,
                               uint16_t keyLength, uint64_t *serverId);
     /* fulva.h (absent from a libramcloud built without Fulva's shims). */
     uint32_t (*abiVersion)(void);
-    int (*migrateTablet)(const char *coordinator, const char *cluster,
-                         uint64_t tableId, uint64_t firstKeyHash,
-                         uint64_t lastKeyHash, uint64_t newOwner,
-                         char *error, size_t errorLength);
-    int (*splitTablet)(const char *coordinator, const char *cluster,
-                       const char *table, uint64_t splitKeyHash,
-                       char *error, size_t errorLength);
+    __typeof__(fulva_admin_migrate_tablet) *migrateTablet;
+    __typeof__(fulva_admin_split_tablet) *splitTablet;
+    __typeof__(fulva_admin_server_counters) *serverCounters;
+    __typeof__(fulva_admin_tablet_owner) *tabletOwner;
 };
 
 /*

@@ -1,0 +1,14 @@
+/*
+ * Layout checks for fulva.h: both sides of the ABI (the C++ compiled into
+ * RAMCloud and the Swift that loads it) compile this header, and a struct
+ * whose size changes without a FULVA_ABI_VERSION bump fails the build here.
+ */
+#include <stddef.h>
+
+#include "fulva.h"
+
+_Static_assert(sizeof(struct fulva_server_counters) == 56,
+               "fulva_server_counters changed: bump FULVA_ABI_VERSION");
+_Static_assert(offsetof(struct fulva_server_counters, dpdkPacketsSent) == 48,
+               "fulva_server_counters changed: bump FULVA_ABI_VERSION");
+
