@@ -52,6 +52,8 @@ struct Cluster: ParsableCommand {
         @Option(help: "Coordinator port; masters use the following ones.") var basePort = 12_246
         @Option(help: "ZooKeeper client port.") var zookeeperPort = 12_181
         @Flag(help: "Let RAMCloud processes spin when idle (stock behaviour).") var noIdleSleep = false
+        @Option(help: "Over dpdk: longest idle sleep in microseconds (the port cannot wake a sleeping process).")
+        var dpdkIdleSleepMaxUs = 100
 
         func run() throws {
             let chosen: ClusterTransport
@@ -76,6 +78,8 @@ struct Cluster: ParsableCommand {
             spec.basePort = basePort
             spec.zooKeeperPort = zookeeperPort
             spec.idleSleep = !noIdleSleep
+            guard (1...1_000_000).contains(dpdkIdleSleepMaxUs) else { throw ValidationError("--dpdk-idle-sleep-max-us must be in 1...1000000") }
+            spec.dpdkIdleSleepMaxMicros = dpdkIdleSleepMaxUs
             do {
                 let state = try options.launcher.up(spec) { FileHandle.standardError.write(Data(("rc-migrate: " + $0 + "\n").utf8)) }
                 print(state.externalStorage)
@@ -156,7 +160,11 @@ extension Cluster {
             }
         }
 
+        /// The program next to rc-migrate (the project's own tools), else on PATH.
         static func which(_ program: String) -> String? {
+            let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+                .deletingLastPathComponent().appendingPathComponent(program).path
+            if FileManager.default.isExecutableFile(atPath: own) { return own }
             let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
             return path.split(separator: ":").map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         }
