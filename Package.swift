@@ -10,6 +10,9 @@ let package = Package(
         .executable(name: "rc-migrate", targets: ["rc-migrate"]),
         .executable(name: "fulva-sim-report", targets: ["fulva-sim-report"]),
         .executable(name: "fulva-workload", targets: ["fulva-workload"]),
+        // The plugin RAMCloud masters load (scripts/build-plugin builds it
+        // with the Swift runtime linked in).
+        .library(name: "FulvaPlugin", type: .dynamic, targets: ["FulvaPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,6 +51,16 @@ let package = Package(
                 "FulvaCore", "FulvaCluster", "FulvaRAMCloud",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Fulva's migration manager in a master, over a host interface.
+        .target(name: "FulvaServer", dependencies: ["FulvaCore"]),
+        // fulva.h exports over FulvaServer. Loaded with RTLD_NODELETE by the
+        // host; -z nodelete as well, since unloading after Swift started
+        // threads crashes the host.
+        .target(
+            name: "FulvaPlugin",
+            dependencies: ["CFulva", "FulvaCore", "FulvaServer"],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete",
+                                           "-Xlinker", "-soname=libFulvaPlugin.so"])]),
         // Client load: fill, mixed workload checked against its own writes, migrate, counters.
         .executableTarget(
             name: "fulva-workload",
@@ -57,6 +70,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
         .testTarget(name: "FulvaCoreTests", dependencies: ["FulvaCore"]),
+        .testTarget(name: "FulvaServerTests", dependencies: ["FulvaServer", "FulvaCore"]),
         .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck"]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.

@@ -12,3 +12,10 @@ _Static_assert(sizeof(struct fulva_server_counters) == 56,
 _Static_assert(offsetof(struct fulva_server_counters, dpdkPacketsSent) == 48,
                "fulva_server_counters changed: bump FULVA_ABI_VERSION");
 
+_Static_assert(sizeof(struct fulva_tablet) == 24, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_migration_request) == 56, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_prepare_reply) == 24, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_pull_request) == 24, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_pull_reply) == 24, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_migration_status) == 56 + 8 + 7 * 8 + 8 + 160,
+               "bump FULVA_ABI_VERSION");

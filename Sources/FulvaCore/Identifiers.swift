@@ -112,6 +112,8 @@ public enum FulvaError: Error, Hashable, Sendable, CustomStringConvertible {
     case staleRecord(MigrationID, expectedRevision: UInt64, actualRevision: UInt64)
     case malformedTag(String)
     case cancelTooLate(MigrationID, MigrationPhase)
+    /// A request that names things inconsistently (wrong server, duplicate id, ...).
+    case invalidRequest(String)
 
     public var description: String {
         switch self {
@@ -127,6 +129,8 @@ public enum FulvaError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(t) is already being moved by \(m)"
         case .invalidLayout(let why):
             return "invalid hash-table layout: \(why)"
+        case .invalidRequest(let why):
+            return "invalid migration request: \(why)"
         case .illegalTransition(let m, let from, let to):
             return "\(m) cannot go from \(from) to \(to)"
         case .staleRecord(let m, let expected, let actual):

@@ -44,6 +44,11 @@ public struct MigrationRecord: Hashable, Sendable {
     public var progress: Double
     public var objectsMoved: UInt64
     public var bytesMoved: UInt64
+    /// The source's hash-table buckets, and how many of them are replayed
+    /// (the watermarks' progress summed over partitions).
+    public var bucketCount: UInt64
+    public var bucketsReplayed: UInt64
+    public var pullBatches: UInt64
     /// Milliseconds since the epoch (wall clock of whoever wrote the record).
     public var createdAt: Int64
     public var updatedAt: Int64
@@ -62,6 +67,9 @@ public struct MigrationRecord: Hashable, Sendable {
         self.progress = 0
         self.objectsMoved = 0
         self.bytesMoved = 0
+        self.bucketCount = 0
+        self.bucketsReplayed = 0
+        self.pullBatches = 0
         self.createdAt = createdAt
         self.updatedAt = createdAt
         self.lastError = nil
@@ -97,8 +105,33 @@ public struct MigrationRecord: Hashable, Sendable {
     }
 }
 
-/// Checks a migration request before anything in the cluster changes.
-public enum MigrationRequest {
+/// A migration as the operator asks for it and the destination receives it.
+public struct MigrationRequest: Hashable, Sendable {
+    public var id: MigrationID
+    public var tablet: Tablet
+    public var source: ServerID
+    public var destination: ServerID
+    public var strategy: Strategy
+    /// Partitions of the source's hash table pulled in parallel; 0: the default.
+    public var partitions: Int
+
+    public init(id: MigrationID, tablet: Tablet, source: ServerID, destination: ServerID,
+                strategy: Strategy = .fulva, partitions: Int = 0) {
+        self.id = id
+        self.tablet = tablet
+        self.source = source
+        self.destination = destination
+        self.strategy = strategy
+        self.partitions = partitions
+    }
+
+    /// The record of a new migration for this request.
+    public func record(createdAt: Int64) -> MigrationRecord {
+        MigrationRecord(id: id, tablet: tablet, source: source, destination: destination, strategy: strategy,
+                        createdAt: createdAt)
+    }
+
+    /// Checks a migration request before anything in the cluster changes.
     public static func validate(tablet: Tablet, source: ServerID, destination: ServerID,
                                 active: [MigrationRecord]) throws(FulvaError) {
         guard source != destination else { throw .sameSourceAndDestination(source) }

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 2u
+#define FULVA_ABI_VERSION 3u
 
 enum {
     FULVA_OK = 0,
@@ -28,7 +28,15 @@ enum {
      * these lie above them. */
     FULVA_ERROR_INVALID_ARGUMENT = 1000,
     FULVA_ERROR_UNAVAILABLE = 1001,
-    FULVA_ERROR_INTERNAL = 1002
+    FULVA_ERROR_INTERNAL = 1002,
+    /* The request is well formed but the migration cannot run (same source
+     * and destination, a tablet already migrating, a range not owned by
+     * the source, ...); the error text says which. */
+    FULVA_ERROR_REFUSED = 1003,
+    /* A struct or ABI version on the other side does not match. */
+    FULVA_ERROR_ABI_MISMATCH = 1004,
+    /* No migration with this id is known here. */
+    FULVA_ERROR_UNKNOWN_MIGRATION = 1005
 };
 
 /* The ABI version the library was built with. */
@@ -78,6 +86,167 @@ int fulva_admin_server_counters(struct rc_client *client,
                                 struct fulva_server_counters *counters,
                                 size_t capacity, size_t *count, char *error,
                                 size_t errorLength);
+
+/* ======================================================================
+ * The server plugin: Fulva's migration manager inside a RAMCloud master.
+ *
+ * The master (C++, CShims/ramcloud) dlopen()s the plugin, checks
+ * fulva_plugin_abi_version(), and hands it a table of host operations.
+ * The plugin (Swift) makes every protocol decision with FulvaCore and acts
+ * only through these operations; the host moves the bytes (RPCs, hash
+ * table, log). Host operations may block: the host calls
+ * fulva_plugin_drive() on a thread of its own for each migration.
+ * ====================================================================== */
+
+/* A table's inclusive key-hash range, as RAMCloud's TabletManager keeps it. */
+struct fulva_tablet {
+    uint64_t tableId;
+    uint64_t firstKeyHash;
+    uint64_t lastKeyHash;
+};
+
+enum {
+    FULVA_STRATEGY_FULVA = 0,
+    FULVA_STRATEGY_ROCKSTEADY = 1
+};
+
+/* What the operator asked for, as the destination receives it. */
+struct fulva_migration_request {
+    uint64_t migrationId;
+    struct fulva_tablet tablet;
+    uint64_t source;             /* RAMCloud ServerId */
+    uint64_t destination;
+    uint32_t strategy;           /* FULVA_STRATEGY_* */
+    uint32_t partitions;         /* 0: the plugin's default */
+};
+
+/* The source's answer to Prepare, after it froze and drained the tablet. */
+struct fulva_prepare_reply {
+    uint64_t versionBound;       /* above every version the tablet ever had */
+    uint64_t bucketCount;        /* the source's hash table */
+    uint32_t partitions;         /* as requested */
+    uint32_t completionRecords;  /* RIFL records handed over and installed */
+};
+
+/* One batch to pull: buckets [firstBucket, endBucket) of the source's hash
+ * table, the tablet's live objects only. */
+struct fulva_pull_request {
+    uint32_t partition;
+    uint32_t reserved;
+    uint64_t firstBucket;
+    uint64_t endBucket;
+};
+
+/* A pulled batch, already replayed into the destination's hash table
+ * (higher version wins) when the host returns it. */
+struct fulva_pull_reply {
+    int32_t status;              /* FULVA_OK or the failure of this batch */
+    uint32_t objects;
+    uint64_t bytes;
+    /* The batch covers [firstBucket, resumeBucket): equal to endBucket
+     * unless the source cut the reply short (size limit). */
+    uint64_t resumeBucket;
+};
+
+enum {
+    FULVA_PHASE_PREPARING = 0,
+    FULVA_PHASE_MOVING = 1,
+    FULVA_PHASE_DONE = 2,
+    FULVA_PHASE_FAILED = 3
+};
+
+struct fulva_migration_status {
+    struct fulva_migration_request request;
+    uint32_t phase;              /* FULVA_PHASE_* */
+    int32_t lastStatus;          /* status of the failure, when FAILED */
+    uint64_t versionBound;
+    uint64_t bucketCount;
+    uint64_t bucketsReplayed;    /* sum over partitions of watermark progress */
+    uint64_t objectsMoved;
+    uint64_t bytesMoved;
+    uint64_t pullBatches;
+    uint64_t startMicros;        /* wall clock, since the epoch */
+    uint64_t endMicros;          /* 0 while running */
+    char lastError[160];
+};
+
+/* Operations the host gives the plugin. Every one returns a status and
+ * writes a message into `error` when it fails. */
+struct fulva_host_ops {
+    uint32_t structSize;         /* sizeof(struct fulva_host_ops) of the host */
+    uint32_t abiVersion;         /* FULVA_ABI_VERSION of the host */
+    void *context;               /* passed back to every operation */
+    uint64_t serverId;           /* this master */
+
+    /* level: 0 debug, 1 notice, 2 warning, 3 error */
+    void (*log)(void *context, int level, const char *message);
+
+    /* Destination side. Ask the source to freeze and drain the tablet and
+     * hand over its completion records (installed here before returning). */
+    int (*prepare_source)(void *context,
+                          const struct fulva_migration_request *request,
+                          struct fulva_prepare_reply *reply, char *error,
+                          size_t errorLength);
+    /* Raise this master's version floor to the bound, add the tablet in the
+     * destination state, and have the coordinator map it here. */
+    int (*take_ownership)(void *context,
+                          const struct fulva_migration_request *request,
+                          const struct fulva_prepare_reply *prepared,
+                          char *error, size_t errorLength);
+    /* Pull `count` batches from the source in parallel and replay each
+     * into the hash table; one reply per request. Returns FULVA_OK when the
+     * call itself worked, whatever the batches' own statuses. */
+    int (*pull)(void *context, const struct fulva_migration_request *request,
+                const struct fulva_pull_request *pulls, size_t count,
+                struct fulva_pull_reply *replies);
+    /* Every key of the partition whose bucket lies below `bucket` is here
+     * now; per-request checks read this value. Only ever grows. */
+    int (*publish_watermark)(void *context, uint64_t migrationId,
+                             uint32_t partition, uint64_t bucket);
+    /* Everything replayed: make the tablet normal here, have the source
+     * drop it, and clear the tombstones kept during the move. */
+    int (*finish)(void *context, const struct fulva_migration_request *request,
+                  char *error, size_t errorLength);
+    /* Give up: undo whatever of prepare/take_ownership happened (the source
+     * unfreezes if it still owns the tablet). */
+    int (*abandon)(void *context, const struct fulva_migration_request *request,
+                   char *error, size_t errorLength);
+};
+
+/* Exported by the plugin. */
+uint32_t fulva_plugin_abi_version(void);
+/* Start the manager; *plugin is passed to every later call. */
+int fulva_plugin_start(const struct fulva_host_ops *host, void **plugin,
+                       char *error, size_t errorLength);
+/* Destination: accept (or refuse, with the reason) a migration. On FULVA_OK
+ * the host runs fulva_plugin_drive() for it on a thread of its own. */
+int fulva_plugin_migrate(void *plugin,
+                         const struct fulva_migration_request *request,
+                         char *error, size_t errorLength);
+/* Destination: run an accepted migration to its end (done or failed). */
+int fulva_plugin_drive(void *plugin, uint64_t migrationId);
+int fulva_plugin_status(void *plugin, uint64_t migrationId,
+                        struct fulva_migration_status *status);
+/* Source: Prepare is drained; admit the migration and compute its version
+ * bound from the segment safeVersion and the tablet's highest version. */
+int fulva_plugin_source_prepare(void *plugin,
+                                const struct fulva_migration_request *request,
+                                uint64_t bucketCount, uint64_t safeVersion,
+                                uint64_t highestVersion, uint64_t *versionBound,
+                                char *error, size_t errorLength);
+/* Source: the migration ended (the tablet was dropped or unfrozen). */
+int fulva_plugin_source_end(void *plugin, uint64_t migrationId);
+void fulva_plugin_stop(void *plugin);
+
+/* Client side of the control RPCs (libramcloud): ask the destination to
+ * start a migration, and read its status from the destination. */
+int fulva_admin_start_migration(struct rc_client *client,
+                                const struct fulva_migration_request *request,
+                                char *error, size_t errorLength);
+int fulva_admin_migration_status(struct rc_client *client,
+                                 uint64_t destination, uint64_t migrationId,
+                                 struct fulva_migration_status *status,
+                                 char *error, size_t errorLength);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,168 @@
+/* Copyright (c) 2026 Fulva authors.
+ *
+ * The per-request rules a master applies in C++ to a tablet that migrates,
+ * without calling into Swift: they run on RAMCloud's worker threads for
+ * every request on the tablet, against watermarks the Swift manager
+ * publishes. They mirror FulvaCore (DestinationMigration, VersionRule,
+ * ReplayRule, HashTableLayout) decision for decision; Tests/ABI/rules.txt
+ * holds the cases both implementations are checked against.
+ *
+ * Header only and free of RAMCloud headers, so the ABI test host compiles
+ * it on its own.
+ */
+#ifndef FULVA_RULES_H
+#define FULVA_RULES_H
+
+#include <cstdint>
+
+namespace Fulva {
+
+/// The source's hash table as the migration sees it: bucket count (a power
+/// of two) cut into contiguous partitions.
+struct Layout {
+    uint64_t bucketCount;
+    uint32_t partitions;
+
+    /// HashTable::findBucketIndex: the low 48 bits of the hash, masked.
+    uint64_t bucketOf(uint64_t keyHash) const
+    {
+        return (keyHash & 0x0000ffffffffffffUL) & (bucketCount - 1);
+    }
+
+    /// Partition p holds buckets [p*B/P, (p+1)*B/P). The products fit in
+    /// 64 bits: B <= 2^31 and P < 2^16.
+    uint64_t firstBucket(uint32_t p) const
+    {
+        return bucketCount * p / partitions;
+    }
+
+    uint32_t partitionOfBucket(uint64_t bucket) const
+    {
+        uint32_t p = static_cast<uint32_t>(bucket * partitions / bucketCount);
+        while (p + 1 < partitions && firstBucket(p + 1) <= bucket)
+            p++;
+        while (p > 0 && firstBucket(p) > bucket)
+            p--;
+        return p;
+    }
+
+    /// Whether every key whose bucket lies below the partition's watermark
+    /// is already replayed, given the watermarks (absolute bucket indices).
+    bool isCovered(uint64_t keyHash, const uint64_t* watermarks) const
+    {
+        uint64_t bucket = bucketOf(keyHash);
+        return bucket < watermarks[partitionOfBucket(bucket)];
+    }
+};
+
+/// What the destination's hash table holds for a key.
+enum class Entry { NONE, OBJECT, TOMBSTONE };
+
+/// The four answers to a read at the destination (DESIGN.md §3).
+enum class ReadAnswer { OBJECT, TOMBSTONE, ABSENT, NOT_YET_MOVED };
+
+/// Whether the destination's entry (or absence) for a key is its latest
+/// state (a forward run): the key's bucket is below its watermark, a
+/// priority pull brought it, or the destination holds any entry for it
+/// (the source is frozen, so a replayed copy is the latest, and a write
+/// here beats every copy there).
+inline bool
+knowsKey(Entry local, bool covered, bool fetched)
+{
+    return covered || fetched || local != Entry::NONE;
+}
+
+/// A read admitted at the destination; `known` as knowsKey() says.
+inline ReadAnswer
+answerRead(Entry local, bool known)
+{
+    switch (local) {
+    case Entry::OBJECT:
+        return ReadAnswer::OBJECT;
+    case Entry::TOMBSTONE:
+        return ReadAnswer::TOMBSTONE;
+    case Entry::NONE:
+    default:
+        return known ? ReadAnswer::ABSENT : ReadAnswer::NOT_YET_MOVED;
+    }
+}
+
+/// Kinds of requests, as FulvaCore's RequestKind.
+enum class RequestKind { READ, BLIND_WRITE, BLIND_REMOVE, READ_MODIFY_WRITE,
+                         ENUMERATION };
+
+enum class Admission { EXECUTE, PRIORITY_FETCH_FIRST, RETRY_AFTER_PRIORITY_FETCH,
+                       REFUSE, RETRY_LATER };
+
+enum class Phase { PREPARING, MOVING, FINISHED, ABANDONED };
+
+/// What the destination does with a request on the migrating tablet.
+/// `rocksteady` selects the baseline that never answers "not yet moved".
+inline Admission
+admit(RequestKind kind, Phase phase, bool rocksteady, bool known)
+{
+    switch (phase) {
+    case Phase::PREPARING:
+        return kind == RequestKind::ENUMERATION ? Admission::REFUSE
+                                                : Admission::RETRY_LATER;
+    case Phase::ABANDONED:
+        return Admission::REFUSE;
+    case Phase::FINISHED:
+        return Admission::EXECUTE;
+    case Phase::MOVING:
+    default:
+        break;
+    }
+    switch (kind) {
+    case RequestKind::BLIND_WRITE:
+    case RequestKind::BLIND_REMOVE:
+        return Admission::EXECUTE;
+    case RequestKind::ENUMERATION:
+        return Admission::REFUSE;
+    case RequestKind::READ_MODIFY_WRITE:
+        return known ? Admission::EXECUTE : Admission::PRIORITY_FETCH_FIRST;
+    case RequestKind::READ:
+    default:
+        return (rocksteady && !known) ? Admission::RETRY_AFTER_PRIORITY_FETCH
+                                      : Admission::EXECUTE;
+    }
+}
+
+/// The version a write (or a remove's tombstone) gets at the destination
+/// while the tablet migrates: RAMCloud's own rule (existing + 1, or the
+/// segment safeVersion for a new key), raised to the version floor so it
+/// beats every copy at the source. `floor` 0 means none (finished).
+inline uint64_t
+versionForWrite(Entry existing, uint64_t existingVersion, uint64_t safeVersion,
+                uint64_t floor)
+{
+    uint64_t stock = existing == Entry::NONE ? safeVersion
+                                             : existingVersion + 1;
+    return stock > floor ? stock : floor;
+}
+
+/// Replay at the destination: higher version wins; a tombstone of version
+/// v beats every object of version <= v.
+inline bool
+replayReplaces(Entry incoming, uint64_t incomingVersion, Entry existing,
+               uint64_t existingVersion)
+{
+    if (existing == Entry::NONE)
+        return true;
+    if (incoming == Entry::TOMBSTONE && existing == Entry::OBJECT)
+        return incomingVersion >= existingVersion;
+    return incomingVersion > existingVersion;
+}
+
+/// The source's version bound: above every version the tablet ever had
+/// (an overwrite does not raise the segment safeVersion).
+inline uint64_t
+versionBound(uint64_t safeVersion, uint64_t highestVersionInTablet)
+{
+    uint64_t above = highestVersionInTablet + 1;
+    return above > safeVersion ? above : safeVersion;
+}
+
+} // namespace Fulva
+
+#endif // FULVA_RULES_H
