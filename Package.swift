@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "CFulva", path: "CShims/CFulva"),
         .target(name: "CRAMCloud", dependencies: ["CFulva"], path: "CShims/CRAMCloud",
                 linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "FulvaRAMCloud", dependencies: ["CRAMCloud"]),
+        .target(name: "FulvaRAMCloud", dependencies: ["CRAMCloud", "CFulva", "FulvaCore"]),
         // Local clusters: ZooKeeper, coordinator, masters.
         .target(name: "FulvaCluster", dependencies: ["FulvaRAMCloud"]),
         .executableTarget(

@@ -46,6 +46,8 @@ int fulva_rc_load(const char *path, struct fulva_rc_api *api, char *error,
         {"fulva_admin_split_tablet", (void **)&api->splitTablet, 0},
         {"fulva_admin_server_counters", (void **)&api->serverCounters, 0},
         {"fulva_admin_tablet_owner", (void **)&api->tabletOwner, 0},
+        {"fulva_admin_start_migration", (void **)&api->startMigration, 0},
+        {"fulva_admin_migration_status", (void **)&api->migrationStatus, 0},
         /* RAMCloud::statusToString(Status), a C++ symbol. */
         {"_ZN8RAMCloud14statusToStringENS_6StatusE", (void **)&statusToString, 0},
     };

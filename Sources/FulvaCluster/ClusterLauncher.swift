@@ -43,6 +43,8 @@ public struct ClusterSpec: Codable, Sendable {
     public var zooKeeperPort = 12_181
     /// RAMCLOUD_IDLE_SLEEP: processes sleep instead of spinning when idle.
     public var idleSleep = true
+    /// Masters load Fulva's plugin when it is built (scripts/build-plugin).
+    public var fulvaPlugin = true
     /// Seconds to wait for each process to serve.
     public var startTimeout = 60.0
     /// Over dpdk: frames the bridge drops, in percent.
@@ -268,7 +270,8 @@ public final class ClusterLauncher {
                          "-t", String(state.spec.masterMemoryMB), "-r", String(state.spec.replicas),
                          "--maxCores", "2"]
         if state.spec.replicas == 0 { arguments.append("--masterOnly") }
-        let (prefix, environment) = try placement("master\(index)", in: &state)
+        var (prefix, environment) = try placement("master\(index)", in: &state)
+        if state.spec.fulvaPlugin, let plugin = home.plugin { environment["FULVA_PLUGIN"] = plugin }
         return try launch("master\(index)", arguments, locator: locator, environment: environment, prefix: prefix)
     }
 

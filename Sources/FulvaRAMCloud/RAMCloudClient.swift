@@ -1,5 +1,6 @@
 import CFulva
 import CRAMCloud
+import FulvaCore
 import Foundation
 
 /// A RAMCloud status other than STATUS_OK, with RAMCloud's own name for it.
@@ -159,6 +160,58 @@ public final class RAMCloudClient {
         var server: UInt64 = 0
         try adminCall { error, length in library.api.tabletOwner!(client, table, keyHash, &server, error, length) }
         return server
+    }
+
+    /// Asks the destination to start a Fulva (or rocksteady) migration; it
+    /// returns once the destination accepted it. The migration then runs
+    /// at the destination; `migrationStatus` follows it.
+    public func startMigration(_ request: MigrationRequest) throws(RAMCloudError) {
+        try library.requireFulva()
+        var c = fulva_migration_request()
+        c.migrationId = request.id.rawValue
+        c.tablet = fulva_tablet(tableId: request.tablet.tableID, firstKeyHash: request.tablet.range.start,
+                                lastKeyHash: request.tablet.range.end)
+        c.source = request.source.rawValue
+        c.destination = request.destination.rawValue
+        switch request.strategy {
+        case .fulva: c.strategy = UInt32(FULVA_STRATEGY_FULVA)
+        case .rocksteady: c.strategy = UInt32(FULVA_STRATEGY_ROCKSTEADY)
+        case .source:
+            throw RAMCloudError(status: Int32(FULVA_ERROR_INVALID_ARGUMENT),
+                                message: "the source strategy is RAMCloud's own migrateTablet (migrateTablet(...))")
+        }
+        c.partitions = UInt32(request.partitions)
+        try adminCall { error, length in library.api.startMigration!(client, &c, error, length) }
+    }
+
+    /// The migration's record as its destination keeps it.
+    public func migrationStatus(destination: ServerID, id: MigrationID) throws(RAMCloudError) -> MigrationRecord {
+        try library.requireFulva()
+        var s = fulva_migration_status()
+        try adminCall { error, length in library.api.migrationStatus!(client, destination.rawValue, id.rawValue, &s, error, length) }
+        let range = (try? KeyHashRange(start: s.request.tablet.firstKeyHash, end: s.request.tablet.lastKeyHash)) ?? .all
+        var record = MigrationRecord(id: MigrationID(s.request.migrationId),
+                                     tablet: Tablet(tableID: s.request.tablet.tableId, range: range),
+                                     source: ServerID(s.request.source), destination: ServerID(s.request.destination),
+                                     strategy: s.request.strategy == UInt32(FULVA_STRATEGY_ROCKSTEADY) ? .rocksteady : .fulva,
+                                     createdAt: Int64(s.startMicros / 1000))
+        switch Int(s.phase) {
+        case Int(FULVA_PHASE_MOVING): record.phase = .moving
+        case Int(FULVA_PHASE_DONE): record.phase = .done
+        case Int(FULVA_PHASE_FAILED): record.phase = .failed
+        default: record.phase = .preparing
+        }
+        record.versionBound = s.versionBound == 0 ? nil : s.versionBound
+        record.bucketCount = s.bucketCount
+        record.bucketsReplayed = s.bucketsReplayed
+        record.progress = s.bucketCount == 0 ? 0 : Double(s.bucketsReplayed) / Double(s.bucketCount)
+        record.objectsMoved = s.objectsMoved
+        record.bytesMoved = s.bytesMoved
+        record.pullBatches = s.pullBatches
+        record.updatedAt = Int64((s.endMicros == 0 ? s.startMicros : s.endMicros) / 1000)
+        let message = withUnsafeBytes(of: s.lastError) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        record.lastError = message.isEmpty ? nil : message
+        return record
     }
 
     /// RAMCloud's performance counters of every server the coordinator knows.

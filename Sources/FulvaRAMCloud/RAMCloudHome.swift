@@ -14,6 +14,17 @@ public struct RAMCloudHome: Sendable {
         self.path = path
     }
 
+    /// Fulva's server plugin (scripts/build-plugin): `FULVA_PLUGIN`, or
+    /// `~/.cache/fulva/plugin/libFulvaPlugin.so`.
+    public static var pluginPath: String {
+        if let plugin = ProcessInfo.processInfo.environment["FULVA_PLUGIN"], !plugin.isEmpty { return plugin }
+        return NSString(string: "~/.cache/fulva/plugin/libFulvaPlugin.so").expandingTildeInPath
+    }
+
+    public var plugin: String? {
+        FileManager.default.fileExists(atPath: Self.pluginPath) ? Self.pluginPath : nil
+    }
+
     public var coordinator: String { path + "/bin/coordinator" }
     public var server: String { path + "/bin/server" }
     public var library: String { path + "/lib/libramcloud.so" }

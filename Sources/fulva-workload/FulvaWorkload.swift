@@ -111,6 +111,8 @@ struct RunResult: Codable {
     var failures: [String]
     var seconds: Double
     var operationsPerSecond: Double
+    /// Keys read back and compared at the end (--verify).
+    var verified: Int
     var latency: LatencySummary
     var byKind: [String: LatencySummary]
 }
@@ -135,6 +137,7 @@ struct Run: ParsableCommand {
     var mix = "read=50,write=20,increment=10,remove=5,conditionalWrite=10,staleConditionalWrite=5"
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Print a progress line every N operations.") var progressEvery = 5000
+    @Flag(help: "At the end, read every key back and check it against what this client wrote.") var verify = false
 
     func parseMix() throws -> [(OperationKind, Int)] {
         var weights: [(OperationKind, Int)] = []
@@ -251,8 +254,24 @@ struct Run: ParsableCommand {
             if progressEvery > 0 && (n + 1) % progressEvery == 0 { note("progress \(n + 1)") }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        var verified = 0
+        if verify {
+            for i in 0..<keys {
+                do {
+                    let answer = try client.read(table: table, key: key(i))
+                    if answer.flatMap({ decode($0.value) }) != known[i].value {
+                        fail("verify key\(i): got \(answer.flatMap { decode($0.value) }.map(String.init) ?? "nothing"), want \(known[i].value.map(String.init) ?? "nothing")")
+                    } else if let answer, answer.version != known[i].version {
+                        fail("verify key\(i): version \(answer.version), want \(known[i].version)")
+                    }
+                    verified += 1
+                } catch {
+                    fail("verify key\(i): \(error)")
+                }
+            }
+        }
         let result = RunResult(operations: operations, failed: failed, failures: failures, seconds: seconds,
-                               operationsPerSecond: seconds > 0 ? Double(operations) / seconds : 0,
+                               operationsPerSecond: seconds > 0 ? Double(operations) / seconds : 0, verified: verified,
                                latency: LatencySummary(all),
                                byKind: Dictionary(uniqueKeysWithValues: byKind.map { ($0.key.rawValue, LatencySummary($0.value)) }))
         try printJSON(result)

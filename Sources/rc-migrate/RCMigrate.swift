@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FulvaCluster
+import FulvaCore
 import FulvaRAMCloud
 
 /// The operator's tool for migrating RAMCloud tablets with Fulva.
@@ -9,7 +10,7 @@ struct RCMigrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rc-migrate",
         abstract: "Migrate RAMCloud tablets live, and run local clusters to try it.",
-        subcommands: [Cluster.self])
+        subcommands: [Start.self, StatusCommand.self, Cluster.self])
 }
 
 struct ClusterOptions: ParsableArguments {

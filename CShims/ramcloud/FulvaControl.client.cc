@@ -1,0 +1,156 @@
+/* Copyright (c) 2026 Fulva authors.
+ *
+ * The client side of Fulva's control RPCs (fulva.h): start a migration at
+ * its destination and read its status there. Linked into libramcloud; the
+ * destination is addressed by server id, its locator taken from the
+ * coordinator's server list.
+ */
+
+#include <cstdio>
+
+#include "ClientException.h"
+#include "CoordinatorClient.h"
+#include "RamCloud.h"
+#include "RpcWrapper.h"
+#include "ServerList.pb.h"
+#include "TransportManager.h"
+#include "WireFormat.h"
+#include "fulva.h"
+
+struct rc_client;
+
+namespace RAMCloud {
+
+namespace {
+
+RamCloud*
+ramcloudOf(struct rc_client* client)
+{
+    // See FulvaAdmin.client.cc: the RamCloud pointer is the first member of
+    // CRamCloud's standard-layout struct rc_client.
+    return *reinterpret_cast<RamCloud**>(client);
+}
+
+void
+report(char* error, size_t errorLength, const string& what)
+{
+    if (error != NULL && errorLength > 0)
+        snprintf(error, errorLength, "%s", what.c_str());
+}
+
+/// A session to a server named by id (the coordinator's server list).
+Transport::SessionRef
+sessionTo(Context* context, uint64_t serverId)
+{
+    ProtoBuf::ServerList list;
+    CoordinatorClient::getServerList(context, &list);
+    for (int i = 0; i < list.server_size(); i++) {
+        const ProtoBuf::ServerList::Entry& entry = list.server(i);
+        if (entry.server_id() == serverId)
+            return context->transportManager->getSession(
+                    entry.service_locator());
+    }
+    throw ClientException(HERE, STATUS_SERVER_NOT_UP);
+}
+
+/// An RPC to a session the caller chose (RpcWrapper's plain send()).
+template<typename Op>
+class ControlRpc : public RpcWrapper {
+  public:
+    ControlRpc(Context* context, Transport::SessionRef target)
+        : RpcWrapper(sizeof(typename Op::Response))
+        , context(context)
+    {
+        session = target;
+    }
+    typename Op::Request* header() { return allocHeader<Op>(); }
+    void start() { send(); }
+    Buffer* reply() { simpleWait(context); return response; }
+
+    Context* context;
+    DISALLOW_COPY_AND_ASSIGN(ControlRpc);
+};
+
+template<typename Call>
+int
+guarded(struct rc_client* client, char* error, size_t errorLength, Call call)
+{
+    if (client == NULL || ramcloudOf(client) == NULL) {
+        report(error, errorLength, "no RAMCloud client");
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    }
+    try {
+        return call(ramcloudOf(client)->clientContext);
+    } catch (ClientException& e) {
+        report(error, errorLength, e.status == STATUS_SERVER_NOT_UP
+               ? "the destination is not a live server of the cluster"
+               : e.str());
+        return static_cast<int>(e.status);
+    } catch (Exception& e) {
+        report(error, errorLength, e.str());
+        return FULVA_ERROR_UNAVAILABLE;
+    } catch (std::exception& e) {
+        report(error, errorLength, e.what());
+        return FULVA_ERROR_INTERNAL;
+    }
+}
+
+} // namespace
+} // namespace RAMCloud
+
+using namespace RAMCloud; // NOLINT
+
+extern "C" int
+fulva_admin_start_migration(struct rc_client* client,
+                            const struct fulva_migration_request* request,
+                            char* error, size_t errorLength)
+{
+    if (request == NULL) {
+        report(error, errorLength, "no migration request");
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    }
+    return guarded(client, error, errorLength, [&](Context* context) {
+        ControlRpc<WireFormat::FulvaMigrate> rpc(context,
+                sessionTo(context, request->destination));
+        memcpy(&rpc.header()->migration, request, sizeof(*request));
+        rpc.start();
+        Buffer* reply = rpc.reply();
+        const WireFormat::FulvaMigrate::Response* respHdr =
+                reply->getStart<WireFormat::FulvaMigrate::Response>();
+        const char* text = static_cast<const char*>(reply->getRange(
+                sizeof32(*respHdr), respHdr->errorLength));
+        report(error, errorLength, text == NULL ? "" :
+               string(text, respHdr->errorLength));
+        return static_cast<int>(respHdr->fulvaStatus);
+    });
+}
+
+extern "C" int
+fulva_admin_migration_status(struct rc_client* client, uint64_t destination,
+                             uint64_t migrationId,
+                             struct fulva_migration_status* status,
+                             char* error, size_t errorLength)
+{
+    if (status == NULL) {
+        report(error, errorLength, "no output for the status");
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    }
+    return guarded(client, error, errorLength, [&](Context* context) {
+        ControlRpc<WireFormat::FulvaStatus> rpc(context,
+                sessionTo(context, destination));
+        rpc.header()->migrationId = migrationId;
+        rpc.start();
+        Buffer* reply = rpc.reply();
+        const WireFormat::FulvaStatus::Response* respHdr =
+                reply->getStart<WireFormat::FulvaStatus::Response>();
+        memcpy(status, &respHdr->status, sizeof(*status));
+        if (respHdr->fulvaStatus == FULVA_ERROR_UNKNOWN_MIGRATION)
+            report(error, errorLength, "the destination knows no such "
+                   "migration");
+        else if (respHdr->fulvaStatus == FULVA_ERROR_UNAVAILABLE)
+            report(error, errorLength, "no Fulva plugin on the destination");
+        else
+            report(error, errorLength, "");
+        return static_cast<int>(respHdr->fulvaStatus);
+    });
+}

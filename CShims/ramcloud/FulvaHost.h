@@ -1,0 +1,174 @@
+/* Copyright (c) 2026 Fulva authors.
+ *
+ * FulvaHost: Fulva inside a RAMCloud master. It loads the Swift plugin
+ * (the migration manager), gives it the host operations of fulva.h, serves
+ * Fulva's RPCs (the source's side of Prepare, pulls, priority pulls, drop;
+ * the destination's start and status), and answers the per-request checks
+ * that ObjectManager makes on a tablet in a Fulva state.
+ *
+ * A master without the plugin (FULVA_PLUGIN unset) behaves as stock
+ * RAMCloud: no tablet ever enters a Fulva state, and the only cost on the
+ * request path is one relaxed atomic load (migratingIn()).
+ */
+#ifndef RAMCLOUD_FULVAHOST_H
+#define RAMCLOUD_FULVAHOST_H
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "Common.h"
+#include "Key.h"
+#include "Service.h"
+#include "ServerId.h"
+#include "SpinLock.h"
+#include "WireFormat.h"
+#include "fulva/FulvaRules.h"
+#include "fulva/fulva.h"
+
+namespace RAMCloud {
+
+class Context;
+class MasterService;
+class Object;
+
+class FulvaHost {
+  public:
+    FulvaHost(Context* context, MasterService* master);
+    ~FulvaHost();
+
+    void loadPlugin(ServerId self);
+    bool hasPlugin() const { return plugin != NULL; }
+
+    // RPC handlers (worker threads), dispatched by MasterService.
+    void migrate(const WireFormat::FulvaMigrate::Request* reqHdr,
+                 WireFormat::FulvaMigrate::Response* respHdr,
+                 Service::Rpc* rpc);
+    void status(const WireFormat::FulvaStatus::Request* reqHdr,
+                WireFormat::FulvaStatus::Response* respHdr,
+                Service::Rpc* rpc);
+    void prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
+                 WireFormat::FulvaPrepare::Response* respHdr,
+                 Service::Rpc* rpc);
+    void pull(const WireFormat::FulvaPull::Request* reqHdr,
+              WireFormat::FulvaPull::Response* respHdr,
+              Service::Rpc* rpc);
+    void priorityPull(const WireFormat::FulvaPriorityPull::Request* reqHdr,
+                      WireFormat::FulvaPriorityPull::Response* respHdr,
+                      Service::Rpc* rpc);
+    void drop(const WireFormat::FulvaDrop::Request* reqHdr,
+              WireFormat::FulvaDrop::Response* respHdr,
+              Service::Rpc* rpc);
+
+    // Per-request checks, called by ObjectManager on worker threads.
+
+    /// Whether any tablet migrates into this master: the only check a
+    /// request pays while none does.
+    bool migratingIn() const
+    {
+        return targetCount.load(std::memory_order_relaxed) != 0;
+    }
+    void fetchIfUnknown(Key& key);
+    uint64_t versionFloor(Key& key);
+    uint64_t removedVersion(Key& key);
+    void noteRemoved(Key& key, uint64_t version);
+
+  PRIVATE:
+    /// A migration into this master: what the per-request checks read.
+    struct Target {
+        Target(const fulva_migration_request& request, uint64_t versionFloor,
+               uint64_t bucketCount, uint32_t partitions);
+        bool contains(uint64_t tableId, uint64_t keyHash) const
+        {
+            return tableId == request.tablet.tableId &&
+                    keyHash >= request.tablet.firstKeyHash &&
+                    keyHash <= request.tablet.lastKeyHash;
+        }
+        bool isCovered(uint64_t keyHash) const;
+        bool knows(const std::string& key);
+
+        fulva_migration_request request;
+        uint64_t versionFloor;
+        Fulva::Layout layout;
+        /// Per partition: every bucket below is replayed. Published by the
+        /// plugin; only grows.
+        std::unique_ptr<std::atomic<uint64_t>[]> watermarks;
+        std::mutex mutex;
+        /// Keys removed here during the move, with the removal's version:
+        /// a replay of an older copy from the source must not bring them
+        /// back (kept here rather than as hash-table tombstones).
+        std::unordered_map<std::string, uint64_t> removed;
+        /// Keys a priority pull found absent at the source.
+        std::unordered_set<std::string> fetchedAbsent;
+        DISALLOW_COPY_AND_ASSIGN(Target);
+    };
+
+    /// What the destination learned in Prepare, kept until ownership.
+    struct Incoming {
+        Incoming() : records(), owned(false), tabletAdded(false) {}
+        std::vector<std::string> records;
+        bool owned;
+        bool tabletAdded;
+    };
+
+    std::shared_ptr<Target> findTarget(uint64_t tableId, uint64_t keyHash);
+    std::shared_ptr<Target> findTarget(uint64_t migrationId);
+    bool replayObject(Target* target, Object& object);
+    void installCompletionRecord(const std::string& entry);
+    void raiseSafeVersion(uint64_t minimum);
+    uint64_t highestVersionIn(const fulva_tablet& tablet);
+    uint32_t preparedOperationsIn(const fulva_tablet& tablet);
+    void collectCompletionRecords(const fulva_tablet& tablet, Buffer* out,
+                                  uint32_t* count);
+    void log(int level, const char* message);
+
+    // fulva.h host operations (the plugin's driver thread calls them).
+    static void opLog(void* context, int level, const char* message);
+    static int opPrepareSource(void* context,
+                               const fulva_migration_request* request,
+                               fulva_prepare_reply* reply, char* error,
+                               size_t errorLength);
+    static int opTakeOwnership(void* context,
+                               const fulva_migration_request* request,
+                               const fulva_prepare_reply* prepared,
+                               char* error, size_t errorLength);
+    static int opPull(void* context, const fulva_migration_request* request,
+                      const fulva_pull_request* pulls, size_t count,
+                      fulva_pull_reply* replies);
+    static int opPublishWatermark(void* context, uint64_t migrationId,
+                                  uint32_t partition, uint64_t bucket);
+    static int opFinish(void* context, const fulva_migration_request* request,
+                        char* error, size_t errorLength);
+    static int opAbandon(void* context, const fulva_migration_request* request,
+                         char* error, size_t errorLength);
+
+    Context* context;
+    MasterService* master;
+    ServerId self;
+    fulva_host_ops ops;
+
+    // The plugin's exports (NULL when no plugin is loaded).
+    void* plugin;
+    int (*pluginMigrate)(void*, const fulva_migration_request*, char*, size_t);
+    int (*pluginDrive)(void*, uint64_t);
+    int (*pluginStatus)(void*, uint64_t, fulva_migration_status*);
+    int (*pluginSourcePrepare)(void*, const fulva_migration_request*, uint64_t,
+                               uint64_t, uint64_t, uint64_t*, char*, size_t);
+    int (*pluginSourceEnd)(void*, uint64_t);
+
+    /// Protects targets and incoming.
+    SpinLock lock;
+    std::vector<std::shared_ptr<Target>> targets;
+    std::unordered_map<uint64_t, Incoming> incoming;
+    std::atomic<int> targetCount;
+
+    DISALLOW_COPY_AND_ASSIGN(FulvaHost);
+};
+
+} // namespace RAMCloud
+
+#endif // RAMCLOUD_FULVAHOST_H

@@ -1,0 +1,1160 @@
+/* Copyright (c) 2026 Fulva authors.
+ *
+ * FulvaHost: the bytes-and-internals half of Fulva inside a RAMCloud master
+ * (see FulvaHost.h). Decisions come from the Swift plugin (FulvaCore) and,
+ * on the request path, from FulvaRules.h, which mirrors FulvaCore.
+ */
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "fulva/FulvaHost.h"
+
+#include "ClientException.h"
+#include "CoordinatorClient.h"
+#include "Cycles.h"
+#include "LogProtector.h"
+#include "MasterService.h"
+#include "Object.h"
+#include "PreparedOp.h"
+#include "RpcResult.h"
+#include "ServerIdRpcWrapper.h"
+#include "ServerList.h"
+#include "ShortMacros.h"
+#include "TableStats.h"
+#include "WallTime.h"
+#include "WorkerManager.h"
+
+namespace RAMCloud {
+
+namespace {
+
+/// Writes a message into a caller's buffer, always terminated.
+void
+report(char* error, size_t errorLength, const string& what)
+{
+    if (error != NULL && errorLength > 0)
+        snprintf(error, errorLength, "%s", what.c_str());
+}
+
+/// A key as the per-migration sets store it (the table is the migration's).
+string
+keyString(Key& key)
+{
+    return string(static_cast<const char*>(key.getStringKey()),
+                  key.getStringKeyLength());
+}
+
+/// How long a driver thread waits for one RPC to another master.
+const double RPC_TIMEOUT_SECONDS = 30.0;
+
+/**
+ * Waits for an RPC from a thread that is neither the dispatch thread nor a
+ * worker (the plugin's driver thread), without spinning a core: checks
+ * isReady() and sleeps briefly in between. Returns false on timeout.
+ */
+template<typename Rpc>
+bool
+waitPolitely(Rpc* rpc, double seconds)
+{
+    uint64_t deadline = Cycles::rdtsc() + Cycles::fromSeconds(seconds);
+    while (!rpc->isReady()) {
+        if (Cycles::rdtsc() > deadline)
+            return false;
+        usleep(20);
+    }
+    return true;
+}
+
+/// The source's answer to Prepare.
+class FulvaPrepareRpc : public ServerIdRpcWrapper {
+  public:
+    FulvaPrepareRpc(Context* context, ServerId source,
+                    const fulva_migration_request& migration)
+        : ServerIdRpcWrapper(context, source,
+                sizeof(WireFormat::FulvaPrepare::Response))
+    {
+        WireFormat::FulvaPrepare::Request* reqHdr(
+                allocHeader<WireFormat::FulvaPrepare>(source));
+        memcpy(&reqHdr->migration, &migration, sizeof(migration));
+        send();
+    }
+    void wait() { waitAndCheckErrors(); }
+    Buffer* reply() { return response; }
+    DISALLOW_COPY_AND_ASSIGN(FulvaPrepareRpc);
+};
+
+class FulvaPullRpc : public ServerIdRpcWrapper {
+  public:
+    FulvaPullRpc(Context* context, ServerId source, uint64_t migrationId,
+                 const fulva_tablet& tablet, uint64_t firstBucket,
+                 uint64_t endBucket, uint32_t maxBytes)
+        : ServerIdRpcWrapper(context, source,
+                sizeof(WireFormat::FulvaPull::Response))
+    {
+        WireFormat::FulvaPull::Request* reqHdr(
+                allocHeader<WireFormat::FulvaPull>(source));
+        reqHdr->migrationId = migrationId;
+        memcpy(&reqHdr->tablet, &tablet, sizeof(tablet));
+        reqHdr->firstBucket = firstBucket;
+        reqHdr->endBucket = endBucket;
+        reqHdr->maxBytes = maxBytes;
+        send();
+    }
+    void wait() { waitAndCheckErrors(); }
+    Buffer* reply() { return response; }
+    DISALLOW_COPY_AND_ASSIGN(FulvaPullRpc);
+};
+
+class FulvaPriorityPullRpc : public ServerIdRpcWrapper {
+  public:
+    FulvaPriorityPullRpc(Context* context, ServerId source,
+                         uint64_t migrationId, Key& key)
+        : ServerIdRpcWrapper(context, source,
+                sizeof(WireFormat::FulvaPriorityPull::Response))
+    {
+        WireFormat::FulvaPriorityPull::Request* reqHdr(
+                allocHeader<WireFormat::FulvaPriorityPull>(source));
+        reqHdr->migrationId = migrationId;
+        reqHdr->tableId = key.getTableId();
+        reqHdr->keyLength = key.getStringKeyLength();
+        request.appendCopy(key.getStringKey(), key.getStringKeyLength());
+        send();
+    }
+    void wait() { waitAndCheckErrors(); }
+    Buffer* reply() { return response; }
+    DISALLOW_COPY_AND_ASSIGN(FulvaPriorityPullRpc);
+};
+
+class FulvaDropRpc : public ServerIdRpcWrapper {
+  public:
+    FulvaDropRpc(Context* context, ServerId source, uint64_t migrationId,
+                 const fulva_tablet& tablet, bool release)
+        : ServerIdRpcWrapper(context, source,
+                sizeof(WireFormat::FulvaDrop::Response))
+    {
+        WireFormat::FulvaDrop::Request* reqHdr(
+                allocHeader<WireFormat::FulvaDrop>(source));
+        reqHdr->migrationId = migrationId;
+        memcpy(&reqHdr->tablet, &tablet, sizeof(tablet));
+        reqHdr->release = release ? 1 : 0;
+        send();
+    }
+    void wait() { waitAndCheckErrors(); }
+    DISALLOW_COPY_AND_ASSIGN(FulvaDropRpc);
+};
+
+/// Appends one object to a pull or priority-pull reply.
+void
+appendObject(Object& object, Buffer* reply)
+{
+    WireFormat::FulvaObject header;
+    header.version = object.getVersion();
+    header.timestamp = object.getTimestamp();
+    header.keysAndValueLength = object.getKeysAndValueLength();
+    reply->appendCopy(&header, sizeof32(header));
+    // Copied: the log entry may be cleaned once the bucket lock is gone.
+    reply->appendCopy(object.getKeysAndValue(), header.keysAndValueLength);
+}
+
+} // namespace
+
+FulvaHost::Target::Target(const fulva_migration_request& request,
+                          uint64_t versionFloor, uint64_t bucketCount,
+                          uint32_t partitions)
+    : request(request)
+    , versionFloor(versionFloor)
+    , layout{bucketCount, partitions}
+    , watermarks(new std::atomic<uint64_t>[partitions])
+    , mutex()
+    , removed()
+    , fetchedAbsent()
+{
+    for (uint32_t p = 0; p < partitions; p++)
+        watermarks[p].store(layout.firstBucket(p));
+}
+
+bool
+FulvaHost::Target::isCovered(uint64_t keyHash) const
+{
+    uint64_t bucket = layout.bucketOf(keyHash);
+    uint32_t p = layout.partitionOfBucket(bucket);
+    // Acquire: pairs with the release in opPublishWatermark, so the
+    // replayed entries below the watermark are visible.
+    return bucket < watermarks[p].load(std::memory_order_acquire);
+}
+
+bool
+FulvaHost::Target::knows(const string& key)
+{
+    std::lock_guard<std::mutex> guard(mutex);
+    return removed.count(key) != 0 || fetchedAbsent.count(key) != 0;
+}
+
+FulvaHost::FulvaHost(Context* context, MasterService* master)
+    : context(context)
+    , master(master)
+    , self()
+    , ops()
+    , plugin(NULL)
+    , pluginMigrate(NULL)
+    , pluginDrive(NULL)
+    , pluginStatus(NULL)
+    , pluginSourcePrepare(NULL)
+    , pluginSourceEnd(NULL)
+    , lock("FulvaHost::lock")
+    , targets()
+    , incoming()
+    , targetCount(0)
+{
+    memset(&ops, 0, sizeof(ops));
+}
+
+FulvaHost::~FulvaHost()
+{
+    // The plugin stays loaded (RTLD_NODELETE): its threads may outlive us.
+}
+
+/**
+ * Loads the plugin named by FULVA_PLUGIN, if any. A plugin of another ABI
+ * version, or one that fails to start, is refused with a log line and the
+ * master runs as stock RAMCloud.
+ */
+void
+FulvaHost::loadPlugin(ServerId self)
+{
+    this->self = self;
+    const char* path = getenv("FULVA_PLUGIN");
+    if (path == NULL || path[0] == '\0') {
+        LOG(NOTICE, "Fulva: no plugin (FULVA_PLUGIN unset); live migration "
+                "with Fulva is off on this master");
+        return;
+    }
+    // RTLD_NODELETE: unloading after Swift started threads crashes the host.
+    void* library = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (library == NULL) {
+        LOG(ERROR, "Fulva: cannot load plugin %s: %s; running without it",
+                path, dlerror());
+        return;
+    }
+    uint32_t (*abiVersion)(void) = reinterpret_cast<uint32_t (*)(void)>(
+            dlsym(library, "fulva_plugin_abi_version"));
+    if (abiVersion == NULL) {
+        LOG(ERROR, "Fulva: %s is not a Fulva plugin (no "
+                "fulva_plugin_abi_version); running without it", path);
+        return;
+    }
+    if (abiVersion() != FULVA_ABI_VERSION) {
+        LOG(ERROR, "Fulva: refusing plugin %s: it has ABI version %u, this "
+                "master needs %u (rebuild one of them); running without it",
+                path, abiVersion(), FULVA_ABI_VERSION);
+        return;
+    }
+    int (*start)(const fulva_host_ops*, void**, char*, size_t) =
+            reinterpret_cast<int (*)(const fulva_host_ops*, void**, char*,
+                                     size_t)>(
+            dlsym(library, "fulva_plugin_start"));
+    pluginMigrate = reinterpret_cast<int (*)(void*,
+            const fulva_migration_request*, char*, size_t)>(
+            dlsym(library, "fulva_plugin_migrate"));
+    pluginDrive = reinterpret_cast<int (*)(void*, uint64_t)>(
+            dlsym(library, "fulva_plugin_drive"));
+    pluginStatus = reinterpret_cast<int (*)(void*, uint64_t,
+            fulva_migration_status*)>(dlsym(library, "fulva_plugin_status"));
+    pluginSourcePrepare = reinterpret_cast<int (*)(void*,
+            const fulva_migration_request*, uint64_t, uint64_t, uint64_t,
+            uint64_t*, char*, size_t)>(
+            dlsym(library, "fulva_plugin_source_prepare"));
+    pluginSourceEnd = reinterpret_cast<int (*)(void*, uint64_t)>(
+            dlsym(library, "fulva_plugin_source_end"));
+    if (start == NULL || pluginMigrate == NULL || pluginDrive == NULL ||
+            pluginStatus == NULL || pluginSourcePrepare == NULL ||
+            pluginSourceEnd == NULL) {
+        LOG(ERROR, "Fulva: plugin %s lacks entry points of ABI version %u; "
+                "running without it", path, FULVA_ABI_VERSION);
+        return;
+    }
+
+    ops.structSize = sizeof32(ops);
+    ops.abiVersion = FULVA_ABI_VERSION;
+    ops.context = this;
+    ops.serverId = self.getId();
+    ops.log = &FulvaHost::opLog;
+    ops.prepare_source = &FulvaHost::opPrepareSource;
+    ops.take_ownership = &FulvaHost::opTakeOwnership;
+    ops.pull = &FulvaHost::opPull;
+    ops.publish_watermark = &FulvaHost::opPublishWatermark;
+    ops.finish = &FulvaHost::opFinish;
+    ops.abandon = &FulvaHost::opAbandon;
+    char error[256] = "";
+    void* handle = NULL;
+    int status = start(&ops, &handle, error, sizeof(error));
+    if (status != FULVA_OK || handle == NULL) {
+        LOG(ERROR, "Fulva: plugin %s refused to start (%d: %s); running "
+                "without it", path, status, error);
+        return;
+    }
+    plugin = handle;
+    LOG(NOTICE, "Fulva: plugin %s loaded (ABI version %u)", path,
+            FULVA_ABI_VERSION);
+}
+
+void
+FulvaHost::log(int level, const char* message)
+{
+    switch (level) {
+    case 0: LOG(DEBUG, "Fulva: %s", message); break;
+    case 1: LOG(NOTICE, "Fulva: %s", message); break;
+    case 2: LOG(WARNING, "Fulva: %s", message); break;
+    default: LOG(ERROR, "Fulva: %s", message); break;
+    }
+}
+
+std::shared_ptr<FulvaHost::Target>
+FulvaHost::findTarget(uint64_t tableId, uint64_t keyHash)
+{
+    SpinLock::Guard guard(lock);
+    for (auto& target : targets) {
+        if (target->contains(tableId, keyHash))
+            return target;
+    }
+    return std::shared_ptr<Target>();
+}
+
+std::shared_ptr<FulvaHost::Target>
+FulvaHost::findTarget(uint64_t migrationId)
+{
+    SpinLock::Guard guard(lock);
+    for (auto& target : targets) {
+        if (target->request.migrationId == migrationId)
+            return target;
+    }
+    return std::shared_ptr<Target>();
+}
+
+// MARK: destination: control RPCs
+
+void
+FulvaHost::migrate(const WireFormat::FulvaMigrate::Request* reqHdr,
+                   WireFormat::FulvaMigrate::Response* respHdr,
+                   Service::Rpc* rpc)
+{
+    fulva_migration_request request;
+    memcpy(&request, &reqHdr->migration, sizeof(request));
+    char error[256] = "";
+    int status;
+    if (plugin == NULL) {
+        snprintf(error, sizeof(error), "no Fulva plugin on this master "
+                 "(server %s started without FULVA_PLUGIN)",
+                 self.toString().c_str());
+        status = FULVA_ERROR_UNAVAILABLE;
+    } else {
+        status = pluginMigrate(plugin, &request, error, sizeof(error));
+    }
+    if (status == FULVA_OK) {
+        // The plugin drives the migration on a thread of its own: its host
+        // operations block on RPCs, which worker threads must not do for
+        // the migration's whole length.
+        uint64_t id = request.migrationId;
+        std::thread([this, id] { pluginDrive(plugin, id); }).detach();
+        error[0] = '\0';
+    }
+    respHdr->fulvaStatus = status;
+    respHdr->errorLength = downCast<uint32_t>(strlen(error));
+    rpc->replyPayload->appendCopy(error, respHdr->errorLength);
+}
+
+void
+FulvaHost::status(const WireFormat::FulvaStatus::Request* reqHdr,
+                  WireFormat::FulvaStatus::Response* respHdr,
+                  Service::Rpc* rpc)
+{
+    fulva_migration_status s;
+    memset(&s, 0, sizeof(s));
+    int status = plugin == NULL ? FULVA_ERROR_UNAVAILABLE
+            : pluginStatus(plugin, reqHdr->migrationId, &s);
+    respHdr->fulvaStatus = status;
+    memcpy(&respHdr->status, &s, sizeof(s));
+}
+
+// MARK: source: Prepare, pulls, drop
+
+/// The highest object version in the tablet (0 if it is empty): a scan of
+/// the whole hash table, bucket by bucket under each bucket's lock.
+uint64_t
+FulvaHost::highestVersionIn(const fulva_tablet& tablet)
+{
+    ObjectManager& om = master->objectManager;
+    struct Scan {
+        ObjectManager* om;
+        fulva_tablet tablet;
+        uint64_t highest;
+    } scan = { &om, tablet, 0 };
+    uint64_t buckets = om.objectMap.getNumBuckets();
+    for (uint64_t b = 0; b < buckets; b++) {
+        ObjectManager::HashTableBucketLock bucketLock(om, b);
+        om.objectMap.forEachInBucket([](uint64_t reference, void* cookie) {
+            Scan* s = static_cast<Scan*>(cookie);
+            Buffer buffer;
+            if (s->om->log.getEntry(Log::Reference(reference), buffer) !=
+                    LOG_ENTRY_TYPE_OBJ)
+                return;
+            Object object(buffer);
+            KeyHash hash = object.getPKHash();
+            if (object.getTableId() == s->tablet.tableId &&
+                    hash >= s->tablet.firstKeyHash &&
+                    hash <= s->tablet.lastKeyHash)
+                s->highest = std::max(s->highest, object.getVersion());
+        }, &scan, b);
+    }
+    return scan.highest;
+}
+
+/// Prepared transaction operations on the tablet that await a decision.
+uint32_t
+FulvaHost::preparedOperationsIn(const fulva_tablet& tablet)
+{
+    TransactionManager& tm = master->transactionManager;
+    ObjectManager& om = master->objectManager;
+    uint32_t count = 0;
+    TransactionManager::Lock guard(tm.mutex);
+    for (auto& entry : tm.items) {
+        if (entry.second == NULL)
+            continue;
+        Buffer buffer;
+        om.log.getEntry(Log::Reference(entry.second->newOpPtr), buffer);
+        PreparedOp op(buffer, 0, buffer.size());
+        KeyHash hash = op.object.getPKHash();
+        if (op.object.getTableId() == tablet.tableId &&
+                hash >= tablet.firstKeyHash && hash <= tablet.lastKeyHash)
+            count++;
+    }
+    return count;
+}
+
+/// Appends the tablet's linearizable-RPC completion records to `out`,
+/// each as a uint32_t length and the RpcResult log entry.
+void
+FulvaHost::collectCompletionRecords(const fulva_tablet& tablet, Buffer* out,
+                                    uint32_t* count)
+{
+    UnackedRpcResults& results = master->unackedRpcResults;
+    ObjectManager& om = master->objectManager;
+    UnackedRpcResults::Lock guard(results.mutex);
+    for (auto& client : results.clients) {
+        UnackedRpcResults::Client* c = client.second;
+        for (int i = 0; i < c->len; i++) {
+            if (c->rpcs[i].id == 0 || c->rpcs[i].result == NULL)
+                continue;
+            Buffer entry;
+            uint64_t reference = reinterpret_cast<uint64_t>(
+                    c->rpcs[i].result);
+            if (om.log.getEntry(Log::Reference(reference), entry) !=
+                    LOG_ENTRY_TYPE_RPCRESULT)
+                continue;
+            RpcResult result(entry);
+            KeyHash hash = result.getKeyHash();
+            if (result.getTableId() != tablet.tableId ||
+                    hash < tablet.firstKeyHash || hash > tablet.lastKeyHash)
+                continue;
+            uint32_t length = entry.size();
+            out->appendCopy(&length, sizeof32(length));
+            out->appendCopy(entry.getRange(0, length), length);
+            (*count)++;
+        }
+    }
+}
+
+void
+FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
+                   WireFormat::FulvaPrepare::Response* respHdr,
+                   Service::Rpc* rpc)
+{
+    fulva_migration_request request;
+    memcpy(&request, &reqHdr->migration, sizeof(request));
+    const fulva_tablet& t = request.tablet;
+    TabletManager& tablets = master->tabletManager;
+    string error;
+    int status = FULVA_OK;
+    uint64_t bound = 0;
+    uint32_t records = 0;
+    Buffer recordBytes;
+
+    if (plugin == NULL) {
+        status = FULVA_ERROR_UNAVAILABLE;
+        error = format("no Fulva plugin on the source %s",
+                       self.toString().c_str());
+    } else if (!tablets.changeState(t.tableId, t.firstKeyHash, t.lastKeyHash,
+            TabletManager::NORMAL, TabletManager::FULVA_SOURCE)) {
+        status = FULVA_ERROR_REFUSED;
+        error = format("the source %s does not own exactly tablet "
+                "[0x%lx, 0x%lx] of table %lu in the normal state (split the "
+                "table at the range's ends first, or it is migrating)",
+                self.toString().c_str(), t.firstKeyHash, t.lastKeyHash,
+                t.tableId);
+    } else {
+        // From here writes of the tablet are refused. Wait for every RPC
+        // that may still be writing (they started before the state change),
+        // then for prepared transactions on the tablet to be decided.
+        rpc->worker->rpc->activities = Transport::ServerRpc::READ_ACTIVITY;
+        LogProtector::wait(context, Transport::ServerRpc::APPEND_ACTIVITY);
+        uint64_t deadline = Cycles::rdtsc() + Cycles::fromSeconds(5.0);
+        uint32_t prepared;
+        while ((prepared = preparedOperationsIn(t)) > 0 &&
+                Cycles::rdtsc() < deadline)
+            usleep(1000);
+        if (prepared > 0) {
+            status = FULVA_ERROR_REFUSED;
+            error = format("%u prepared transaction operations on the tablet "
+                    "were not decided within 5 s", prepared);
+        } else {
+            ObjectManager& om = master->objectManager;
+            uint64_t highest = highestVersionIn(t);
+            uint64_t safeVersion = om.segmentManager.safeVersion.load();
+            char message[256] = "";
+            status = pluginSourcePrepare(plugin, &request,
+                    om.objectMap.getNumBuckets(), safeVersion, highest,
+                    &bound, message, sizeof(message));
+            error = message;
+            if (status == FULVA_OK)
+                collectCompletionRecords(t, &recordBytes, &records);
+        }
+        if (status != FULVA_OK) {
+            tablets.changeState(t.tableId, t.firstKeyHash, t.lastKeyHash,
+                    TabletManager::FULVA_SOURCE, TabletManager::NORMAL);
+        } else {
+            LOG(NOTICE, "Fulva: migration %lu: tablet [0x%lx, 0x%lx] of table "
+                    "%lu frozen here for %lu; version bound %lu, %u "
+                    "completion records", request.migrationId,
+                    t.firstKeyHash, t.lastKeyHash, t.tableId,
+                    request.destination, bound, records);
+        }
+    }
+    respHdr->fulvaStatus = status;
+    respHdr->errorLength = downCast<uint32_t>(error.size());
+    respHdr->versionBound = bound;
+    respHdr->bucketCount = master->objectManager.objectMap.getNumBuckets();
+    respHdr->completionRecords = records;
+    rpc->replyPayload->appendCopy(error.c_str(), respHdr->errorLength);
+    rpc->replyPayload->append(&recordBytes);
+}
+
+void
+FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
+                WireFormat::FulvaPull::Response* respHdr,
+                Service::Rpc* rpc)
+{
+    fulva_tablet t;
+    memcpy(&t, &reqHdr->tablet, sizeof(t));
+    TabletManager::Tablet tablet;
+    if (!master->tabletManager.getTablet(t.tableId, t.firstKeyHash,
+            t.lastKeyHash, &tablet) ||
+            tablet.state != TabletManager::FULVA_SOURCE) {
+        respHdr->common.status = STATUS_UNKNOWN_TABLET;
+        return;
+    }
+    ObjectManager& om = master->objectManager;
+    uint64_t end = std::min(reqHdr->endBucket, om.objectMap.getNumBuckets());
+    struct Collect {
+        ObjectManager* om;
+        fulva_tablet tablet;
+        Buffer* reply;
+        uint32_t objects;
+    } collect = { &om, t, rpc->replyPayload, 0 };
+    uint64_t bucket = reqHdr->firstBucket;
+    uint32_t start = rpc->replyPayload->size();
+    while (bucket < end) {
+        {
+            ObjectManager::HashTableBucketLock bucketLock(om, bucket);
+            om.objectMap.forEachInBucket([](uint64_t reference, void* cookie) {
+                Collect* c = static_cast<Collect*>(cookie);
+                Buffer buffer;
+                if (c->om->log.getEntry(Log::Reference(reference), buffer) !=
+                        LOG_ENTRY_TYPE_OBJ)
+                    return;
+                Object object(buffer);
+                KeyHash hash = object.getPKHash();
+                if (object.getTableId() != c->tablet.tableId ||
+                        hash < c->tablet.firstKeyHash ||
+                        hash > c->tablet.lastKeyHash)
+                    return;
+                appendObject(object, c->reply);
+                c->objects++;
+            }, &collect, bucket);
+        }
+        bucket++;
+        if (rpc->replyPayload->size() - start >= reqHdr->maxBytes)
+            break;
+    }
+    respHdr->resumeBucket = bucket < end ? bucket : reqHdr->endBucket;
+    respHdr->objects = collect.objects;
+}
+
+void
+FulvaHost::priorityPull(const WireFormat::FulvaPriorityPull::Request* reqHdr,
+                        WireFormat::FulvaPriorityPull::Response* respHdr,
+                        Service::Rpc* rpc)
+{
+    const void* keyString = rpc->requestPayload->getRange(sizeof32(*reqHdr),
+            reqHdr->keyLength);
+    if (keyString == NULL) {
+        respHdr->common.status = STATUS_REQUEST_FORMAT_ERROR;
+        return;
+    }
+    Key key(reqHdr->tableId, keyString, reqHdr->keyLength);
+    ObjectManager& om = master->objectManager;
+    ObjectManager::HashTableBucketLock bucketLock(om, key);
+    TabletManager::Tablet tablet;
+    if (!master->tabletManager.getTablet(key, &tablet) ||
+            tablet.state != TabletManager::FULVA_SOURCE) {
+        respHdr->common.status = STATUS_UNKNOWN_TABLET;
+        return;
+    }
+    LogEntryType type;
+    Buffer buffer;
+    respHdr->found = 0;
+    if (om.lookup(bucketLock, key, type, buffer) &&
+            type == LOG_ENTRY_TYPE_OBJ) {
+        Object object(buffer);
+        appendObject(object, rpc->replyPayload);
+        respHdr->found = 1;
+    }
+}
+
+void
+FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
+                WireFormat::FulvaDrop::Response* respHdr,
+                Service::Rpc* rpc)
+{
+    fulva_tablet t;
+    memcpy(&t, &reqHdr->tablet, sizeof(t));
+    TabletManager& tablets = master->tabletManager;
+    if (reqHdr->release) {
+        if (tablets.changeState(t.tableId, t.firstKeyHash, t.lastKeyHash,
+                TabletManager::FULVA_SOURCE, TabletManager::NORMAL))
+            LOG(NOTICE, "Fulva: migration %lu cancelled before ownership "
+                    "moved: tablet [0x%lx, 0x%lx] of table %lu serves here "
+                    "again", reqHdr->migrationId, t.firstKeyHash,
+                    t.lastKeyHash, t.tableId);
+    } else {
+        TabletManager::Tablet tablet;
+        if (tablets.getTablet(t.tableId, t.firstKeyHash, t.lastKeyHash,
+                &tablet) && tablet.state == TabletManager::FULVA_SOURCE) {
+            tablets.deleteTablet(t.tableId, t.firstKeyHash, t.lastKeyHash);
+            TableStats::deleteKeyHashRange(&master->masterTableMetadata,
+                    t.tableId, t.firstKeyHash, t.lastKeyHash);
+            // Worker thread: these scan the whole hash table.
+            master->objectManager.removeOrphanedObjects();
+            master->transactionManager.removeOrphanedOps();
+            LOG(NOTICE, "Fulva: migration %lu done: dropped tablet "
+                    "[0x%lx, 0x%lx] of table %lu", reqHdr->migrationId,
+                    t.firstKeyHash, t.lastKeyHash, t.tableId);
+        }
+    }
+    if (plugin != NULL)
+        pluginSourceEnd(plugin, reqHdr->migrationId);
+}
+
+// MARK: destination: replay and per-request checks
+
+/**
+ * Installs one object from the source unless the destination already has
+ * the key at a version at least as high, or removed it at a version at
+ * least as high (higher version wins). Returns whether it was installed.
+ */
+bool
+FulvaHost::replayObject(Target* target, Object& object)
+{
+    ObjectManager& om = master->objectManager;
+    KeyLength keyLength;
+    const void* keyBytes = object.getKey(0, &keyLength);
+    Key key(object.getTableId(), keyBytes, keyLength);
+    ObjectManager::HashTableBucketLock bucketLock(om, key);
+    TabletManager::Tablet tablet;
+    if (!master->tabletManager.getTablet(key, &tablet) ||
+            tablet.state != TabletManager::FULVA_TARGET)
+        return false;
+    LogEntryType currentType = LOG_ENTRY_TYPE_INVALID;
+    Buffer current;
+    uint64_t currentVersion = 0;
+    Log::Reference currentReference;
+    HashTable::Candidates candidates;
+    bool found = om.lookup(bucketLock, key, currentType, current,
+                           &currentVersion, &currentReference, &candidates);
+    Fulva::Entry existing = !found ? Fulva::Entry::NONE :
+            currentType == LOG_ENTRY_TYPE_OBJ ? Fulva::Entry::OBJECT :
+            Fulva::Entry::TOMBSTONE;
+    if (!Fulva::replayReplaces(Fulva::Entry::OBJECT, object.getVersion(),
+                               existing, currentVersion))
+        return false;
+    {
+        std::lock_guard<std::mutex> guard(target->mutex);
+        auto removed = target->removed.find(keyString(key));
+        if (removed != target->removed.end() &&
+                !Fulva::replayReplaces(Fulva::Entry::OBJECT,
+                        object.getVersion(), Fulva::Entry::TOMBSTONE,
+                        removed->second))
+            return false;
+    }
+
+    // As writeObject does: the new object and, for a superseded one, its
+    // tombstone, in one atomic append.
+    Log::AppendVector appends[2];
+    object.assembleForLog(appends[0].buffer);
+    appends[0].type = LOG_ENTRY_TYPE_OBJ;
+    Tub<ObjectTombstone> tombstone;
+    if (existing == Fulva::Entry::OBJECT) {
+        Object old(current);
+        tombstone.construct(old, om.log.getSegmentId(currentReference),
+                            WallTime::secondsTimestamp());
+        tombstone->assembleForLog(appends[1].buffer);
+        appends[1].type = LOG_ENTRY_TYPE_OBJTOMB;
+    }
+    if (!om.log.append(appends, tombstone ? 2 : 1))
+        throw RetryException(HERE, 1000, 2000, "Must wait for cleaner");
+    if (found) {
+        candidates.setReference(appends[0].reference.toInteger());
+        om.log.free(currentReference);
+    } else {
+        om.objectMap.insert(key.getHash(), appends[0].reference.toInteger());
+    }
+    return true;
+}
+
+/**
+ * Before a request on a key of a tablet migrating here: if this master
+ * cannot yet tell the key's state (not below its watermark, no entry here,
+ * not fetched or removed here), fetch the key from the source now (a
+ * priority pull) and install it. Blocks the calling worker thread for one
+ * round trip; called without any bucket lock held.
+ */
+void
+FulvaHost::fetchIfUnknown(Key& key)
+{
+    std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                key.getHash());
+    if (!target)
+        return;
+    ObjectManager& om = master->objectManager;
+    {
+        ObjectManager::HashTableBucketLock bucketLock(om, key);
+        TabletManager::Tablet tablet;
+        if (!master->tabletManager.getTablet(key, &tablet) ||
+                tablet.state != TabletManager::FULVA_TARGET)
+            return;
+        if (target->isCovered(key.getHash()))
+            return;
+        LogEntryType type;
+        Buffer buffer;
+        if (om.lookup(bucketLock, key, type, buffer))
+            return;
+    }
+    string name = keyString(key);
+    if (target->knows(name))
+        return;
+    FulvaPriorityPullRpc rpc(context, ServerId(target->request.source),
+                             target->request.migrationId, key);
+    rpc.wait();
+    Buffer* reply = rpc.reply();
+    const WireFormat::FulvaPriorityPull::Response* respHdr =
+            reply->getStart<WireFormat::FulvaPriorityPull::Response>();
+    if (respHdr->found) {
+        uint32_t offset = sizeof32(*respHdr);
+        const WireFormat::FulvaObject* header =
+                reply->getOffset<WireFormat::FulvaObject>(offset);
+        if (header == NULL)
+            throw FatalError(HERE, "short priority-pull reply");
+        offset += sizeof32(*header);
+        Object object(key.getTableId(), header->version, header->timestamp,
+                      *reply, offset, header->keysAndValueLength);
+        replayObject(target.get(), object);
+        om.syncChanges();
+    } else {
+        std::lock_guard<std::mutex> guard(target->mutex);
+        target->fetchedAbsent.insert(name);
+    }
+}
+
+/// The version floor of a tablet migrating here (0 if the key's tablet is
+/// not migrating here).
+uint64_t
+FulvaHost::versionFloor(Key& key)
+{
+    std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                key.getHash());
+    return target ? target->versionFloor : 0;
+}
+
+/// The version at which the key was removed here during the move, or 0.
+uint64_t
+FulvaHost::removedVersion(Key& key)
+{
+    std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                key.getHash());
+    if (!target)
+        return 0;
+    std::lock_guard<std::mutex> guard(target->mutex);
+    auto it = target->removed.find(keyString(key));
+    return it == target->removed.end() ? 0 : it->second;
+}
+
+void
+FulvaHost::noteRemoved(Key& key, uint64_t version)
+{
+    std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                key.getHash());
+    if (!target)
+        return;
+    std::lock_guard<std::mutex> guard(target->mutex);
+    uint64_t& known = target->removed[keyString(key)];
+    known = std::max(known, version);
+}
+
+void
+FulvaHost::installCompletionRecord(const string& entry)
+{
+    Buffer buffer;
+    buffer.appendCopy(entry.data(), downCast<uint32_t>(entry.size()));
+    RpcResult result(buffer);
+    UnackedRpcResults& results = master->unackedRpcResults;
+    if (!results.shouldRecover(result.getLeaseId(), result.getRpcId(),
+            result.getAckId(), LOG_ENTRY_TYPE_RPCRESULT))
+        return;
+    Log::Reference reference;
+    ObjectManager& om = master->objectManager;
+    if (!om.log.append(LOG_ENTRY_TYPE_RPCRESULT, buffer, &reference))
+        throw RetryException(HERE, 1000, 2000, "Must wait for cleaner");
+    results.recoverRecord(result.getLeaseId(), result.getRpcId(),
+            result.getAckId(), reinterpret_cast<void*>(
+            reference.toInteger()));
+}
+
+/// Raises the segment safeVersion to at least `minimum`, atomically against
+/// concurrent allocateVersion() calls.
+void
+FulvaHost::raiseSafeVersion(uint64_t minimum)
+{
+    std::atomic_uint_fast64_t& safeVersion =
+            master->objectManager.segmentManager.safeVersion;
+    uint64_t current = safeVersion.load();
+    while (current < minimum &&
+            !safeVersion.compare_exchange_weak(current, minimum)) {
+    }
+}
+
+// MARK: host operations (the plugin's driver thread)
+
+void
+FulvaHost::opLog(void* context, int level, const char* message)
+{
+    static_cast<FulvaHost*>(context)->log(level, message);
+}
+
+int
+FulvaHost::opPrepareSource(void* context,
+                           const fulva_migration_request* request,
+                           fulva_prepare_reply* reply, char* error,
+                           size_t errorLength)
+{
+    FulvaHost* host = static_cast<FulvaHost*>(context);
+    try {
+        FulvaPrepareRpc rpc(host->context, ServerId(request->source),
+                            *request);
+        if (!waitPolitely(&rpc, RPC_TIMEOUT_SECONDS)) {
+            report(error, errorLength, "the source did not answer Prepare "
+                   "in time");
+            return FULVA_ERROR_UNAVAILABLE;
+        }
+        rpc.wait();
+        Buffer* response = rpc.reply();
+        const WireFormat::FulvaPrepare::Response* respHdr =
+                response->getStart<WireFormat::FulvaPrepare::Response>();
+        uint32_t offset = sizeof32(*respHdr);
+        const char* text = static_cast<const char*>(response->getRange(offset,
+                respHdr->errorLength));
+        string message = text == NULL ? "" : string(text,
+                respHdr->errorLength);
+        offset += respHdr->errorLength;
+        if (respHdr->fulvaStatus != FULVA_OK) {
+            report(error, errorLength, "the source refused Prepare: " +
+                   message);
+            return respHdr->fulvaStatus;
+        }
+        Incoming arrived;
+        for (uint32_t i = 0; i < respHdr->completionRecords; i++) {
+            const uint32_t* length = response->getOffset<uint32_t>(offset);
+            if (length == NULL)
+                throw FatalError(HERE, "short Prepare reply");
+            offset += sizeof32(*length);
+            const char* bytes = static_cast<const char*>(
+                    response->getRange(offset, *length));
+            if (bytes == NULL)
+                throw FatalError(HERE, "short Prepare reply");
+            arrived.records.emplace_back(bytes, *length);
+            offset += *length;
+        }
+        reply->versionBound = respHdr->versionBound;
+        reply->bucketCount = respHdr->bucketCount;
+        reply->partitions = request->partitions;
+        reply->completionRecords = respHdr->completionRecords;
+        SpinLock::Guard guard(host->lock);
+        host->incoming[request->migrationId] = arrived;
+        return FULVA_OK;
+    } catch (ServerNotUpException& e) {
+        report(error, errorLength, format("the source %s is not up",
+               ServerId(request->source).toString().c_str()));
+        return FULVA_ERROR_UNAVAILABLE;
+    } catch (ClientException& e) {
+        report(error, errorLength, e.str());
+        return static_cast<int>(e.status);
+    } catch (Exception& e) {
+        report(error, errorLength, e.str());
+        return FULVA_ERROR_INTERNAL;
+    }
+}
+
+int
+FulvaHost::opTakeOwnership(void* context,
+                           const fulva_migration_request* request,
+                           const fulva_prepare_reply* prepared, char* error,
+                           size_t errorLength)
+{
+    FulvaHost* host = static_cast<FulvaHost*>(context);
+    const fulva_tablet& t = request->tablet;
+    try {
+        Incoming arrived;
+        {
+            SpinLock::Guard guard(host->lock);
+            arrived = host->incoming[request->migrationId];
+        }
+        ObjectManager& om = host->master->objectManager;
+        // A fresh head segment before anything of the tablet lands here:
+        // recovery of this master keeps what follows it. (A master that
+        // never owned a tablet has no head yet; this makes one.)
+        LogPosition head = om.log.rollHeadOver();
+        for (const string& record : arrived.records)
+            host->installCompletionRecord(record);
+        // Writes here must beat every version the tablet had at the source.
+        host->raiseSafeVersion(prepared->versionBound);
+        std::shared_ptr<Target> target(new Target(*request,
+                prepared->versionBound, prepared->bucketCount,
+                prepared->partitions));
+        if (!host->master->tabletManager.addTablet(t.tableId, t.firstKeyHash,
+                t.lastKeyHash, TabletManager::FULVA_TARGET)) {
+            report(error, errorLength, "this master already holds part of "
+                   "the tablet");
+            return FULVA_ERROR_REFUSED;
+        }
+        TableStats::addKeyHashRange(&host->master->masterTableMetadata,
+                t.tableId, t.firstKeyHash, t.lastKeyHash);
+        {
+            SpinLock::Guard guard(host->lock);
+            host->targets.push_back(target);
+            host->incoming[request->migrationId].tabletAdded = true;
+        }
+        host->targetCount++;
+        om.syncChanges();
+        CoordinatorClient::reassignTabletOwnership(host->context, t.tableId,
+                t.firstKeyHash, t.lastKeyHash, host->self,
+                head.getSegmentId(), head.getSegmentOffset());
+        {
+            SpinLock::Guard guard(host->lock);
+            host->incoming[request->migrationId].owned = true;
+        }
+        LOG(NOTICE, "Fulva: migration %lu: this master owns tablet "
+                "[0x%lx, 0x%lx] of table %lu now (version floor %lu, %u "
+                "completion records, %lu buckets in %u partitions at the "
+                "source)", request->migrationId, t.firstKeyHash,
+                t.lastKeyHash, t.tableId, prepared->versionBound,
+                prepared->completionRecords, prepared->bucketCount,
+                prepared->partitions);
+        return FULVA_OK;
+    } catch (ClientException& e) {
+        report(error, errorLength, e.str());
+        return static_cast<int>(e.status);
+    } catch (Exception& e) {
+        report(error, errorLength, e.str());
+        return FULVA_ERROR_INTERNAL;
+    }
+}
+
+int
+FulvaHost::opPull(void* context, const fulva_migration_request* request,
+                  const fulva_pull_request* pulls, size_t count,
+                  fulva_pull_reply* replies)
+{
+    FulvaHost* host = static_cast<FulvaHost*>(context);
+    std::shared_ptr<Target> target = host->findTarget(request->migrationId);
+    if (!target)
+        return FULVA_ERROR_UNKNOWN_MIGRATION;
+    const uint32_t maxBytes = 256 * 1024;
+    std::vector<std::unique_ptr<FulvaPullRpc>> rpcs;
+    for (size_t i = 0; i < count; i++) {
+        memset(&replies[i], 0, sizeof(replies[i]));
+        replies[i].status = FULVA_ERROR_UNAVAILABLE;
+        try {
+            rpcs.emplace_back(new FulvaPullRpc(host->context,
+                    ServerId(request->source), request->migrationId,
+                    request->tablet, pulls[i].firstBucket, pulls[i].endBucket,
+                    maxBytes));
+        } catch (Exception& e) {
+            rpcs.emplace_back();
+        }
+    }
+    ObjectManager& om = host->master->objectManager;
+    for (size_t i = 0; i < count; i++) {
+        if (!rpcs[i])
+            continue;
+        try {
+            if (!waitPolitely(rpcs[i].get(), RPC_TIMEOUT_SECONDS)) {
+                rpcs[i]->cancel();
+                continue;
+            }
+            rpcs[i]->wait();
+            Buffer* response = rpcs[i]->reply();
+            const WireFormat::FulvaPull::Response* respHdr =
+                    response->getStart<WireFormat::FulvaPull::Response>();
+            uint32_t offset = sizeof32(*respHdr);
+            uint64_t bytes = 0;
+            bool complete = true;
+            for (uint32_t n = 0; n < respHdr->objects; n++) {
+                const WireFormat::FulvaObject* header =
+                        response->getOffset<WireFormat::FulvaObject>(offset);
+                if (header == NULL) {
+                    complete = false;
+                    break;
+                }
+                offset += sizeof32(*header);
+                Object object(request->tablet.tableId, header->version,
+                              header->timestamp, *response, offset,
+                              header->keysAndValueLength);
+                host->replayObject(target.get(), object);
+                offset += header->keysAndValueLength;
+                bytes += header->keysAndValueLength;
+            }
+            if (!complete)
+                continue;
+            replies[i].status = FULVA_OK;
+            replies[i].objects = respHdr->objects;
+            replies[i].bytes = bytes;
+            replies[i].resumeBucket = respHdr->resumeBucket;
+        } catch (ClientException& e) {
+            replies[i].status = static_cast<int32_t>(e.status);
+        } catch (Exception& e) {
+            replies[i].status = FULVA_ERROR_INTERNAL;
+        }
+    }
+    // The batches are in the hash table; make them durable before the
+    // plugin moves a watermark over them.
+    om.syncChanges();
+    return FULVA_OK;
+}
+
+int
+FulvaHost::opPublishWatermark(void* context, uint64_t migrationId,
+                              uint32_t partition, uint64_t bucket)
+{
+    FulvaHost* host = static_cast<FulvaHost*>(context);
+    std::shared_ptr<Target> target = host->findTarget(migrationId);
+    if (!target || partition >= target->layout.partitions)
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    std::atomic<uint64_t>& mark = target->watermarks[partition];
+    uint64_t current = mark.load();
+    while (current < bucket &&
+            !mark.compare_exchange_weak(current, bucket,
+                                        std::memory_order_release)) {
+    }
+    return FULVA_OK;
+}
+
+int
+FulvaHost::opFinish(void* context, const fulva_migration_request* request,
+                    char* error, size_t errorLength)
+{
+    FulvaHost* host = static_cast<FulvaHost*>(context);
+    const fulva_tablet& t = request->tablet;
+    if (!host->master->tabletManager.changeState(t.tableId, t.firstKeyHash,
+            t.lastKeyHash, TabletManager::FULVA_TARGET,
+            TabletManager::NORMAL)) {
+        report(error, errorLength, "the tablet is no longer migrating here");
+        return FULVA_ERROR_INTERNAL;
+    }
+    {
+        SpinLock::Guard guard(host->lock);
+        host->targets.erase(std::remove_if(host->targets.begin(),
+                host->targets.end(), [request](std::shared_ptr<Target>& x) {
+                    return x->request.migrationId == request->migrationId;
+                }), host->targets.end());
+        host->incoming.erase(request->migrationId);
+    }
+    host->targetCount--;
+    try {
+        FulvaDropRpc rpc(host->context, ServerId(request->source),
+                         request->migrationId, t, false);
+        if (!waitPolitely(&rpc, RPC_TIMEOUT_SECONDS)) {
+            report(error, errorLength, "the source did not confirm the drop "
+                   "in time (it holds a frozen copy until it does)");
+            return FULVA_ERROR_UNAVAILABLE;
+        }
+        rpc.wait();
+    } catch (Exception& e) {
+        report(error, errorLength, "the tablet serves here, but the source "
+               "could not be told to drop it: " + e.str());
+        return FULVA_ERROR_UNAVAILABLE;
+    }
+    return FULVA_OK;
+}
+
+int
+FulvaHost::opAbandon(void* context, const fulva_migration_request* request,
+                     char* error, size_t errorLength)
+{
+    FulvaHost* host = static_cast<FulvaHost*>(context);
+    const fulva_tablet& t = request->tablet;
+    Incoming state;
+    {
+        SpinLock::Guard guard(host->lock);
+        auto it = host->incoming.find(request->migrationId);
+        if (it != host->incoming.end())
+            state = it->second;
+    }
+    if (state.owned) {
+        // The coordinator maps the tablet here: keep serving it (keys not
+        // yet moved are fetched from the frozen source on demand).
+        report(error, errorLength, "the tablet stays here in the migrating "
+               "state; keys not yet moved are fetched from the source on "
+               "demand");
+        return FULVA_ERROR_REFUSED;
+    }
+    if (state.tabletAdded) {
+        host->master->tabletManager.deleteTablet(t.tableId, t.firstKeyHash,
+                                                 t.lastKeyHash);
+        SpinLock::Guard guard(host->lock);
+        host->targets.erase(std::remove_if(host->targets.begin(),
+                host->targets.end(), [request](std::shared_ptr<Target>& x) {
+                    return x->request.migrationId == request->migrationId;
+                }), host->targets.end());
+        host->targetCount--;
+    }
+    {
+        SpinLock::Guard guard(host->lock);
+        host->incoming.erase(request->migrationId);
+    }
+    try {
+        FulvaDropRpc rpc(host->context, ServerId(request->source),
+                         request->migrationId, t, true);
+        if (waitPolitely(&rpc, RPC_TIMEOUT_SECONDS))
+            rpc.wait();
+    } catch (Exception& e) {
+        report(error, errorLength, "could not tell the source to unfreeze "
+               "the tablet: " + e.str());
+        return FULVA_ERROR_UNAVAILABLE;
+    }
+    return FULVA_OK;
+}
+
+} // namespace RAMCloud

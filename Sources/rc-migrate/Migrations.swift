@@ -1,0 +1,229 @@
+import ArgumentParser
+import Foundation
+import FulvaCluster
+import FulvaCore
+import FulvaRAMCloud
+
+/// How rc-migrate reaches a cluster: a locator given on the command line,
+/// or the local cluster directory's. Over dpdk, the process re-executes
+/// itself in a client namespace of the cluster (DPDK needs its own port).
+struct Connection: ParsableArguments {
+    @Option(help: "Cluster to talk to: a zk: or RAMCloud locator (default: the local cluster in --dir).")
+    var storage: String?
+
+    @OptionGroup var cluster: ClusterOptions
+
+    func connect() throws -> RAMCloudClient {
+        let home = cluster.ramcloudHome.map { RAMCloudHome(path: $0) } ?? RAMCloudHome()
+        if let missing = home.missing { throw fail(missing) }
+        var locator = storage ?? ProcessInfo.processInfo.environment["FULVA_CLUSTER_STORAGE"]
+        if locator == nil {
+            let launcher = cluster.launcher
+            guard let state = try? launcher.load() else {
+                throw fail("no cluster given: --storage zk:HOST:PORT, or a local cluster in \(cluster.dir)")
+            }
+            if state.network != nil && ProcessInfo.processInfo.environment["RAMCLOUD_DPDK_PORT"] == nil {
+                try reexecInNamespace(launcher)
+            }
+            locator = state.externalStorage
+        }
+        do {
+            let library = try RAMCloudLibrary(path: home.library)
+            return try RAMCloudClient(library: library, coordinator: locator!)
+        } catch let error as RAMCloudLoadError {
+            throw fail(error.message)
+        } catch let error as RAMCloudError {
+            throw fail("cannot connect to \(locator!): \(error)")
+        }
+    }
+
+    /// Runs this same command again as a client of the dpdk cluster.
+    func reexecInNamespace(_ launcher: ClusterLauncher) throws -> Never {
+        let (prefix, environment) = try launcher.clientPlacement("rc-migrate")
+        for (key, value) in environment { setenv(key, value, 1) }
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let argv = prefix + [me] + CommandLine.arguments.dropFirst()
+        let cArguments = argv.map { strdup($0) } + [nil]
+        execv(argv[0], cArguments)
+        throw fail("cannot run \(argv[0]): \(String(cString: strerror(errno)))")
+    }
+}
+
+func parseKeyHash(_ text: String) throws -> UInt64 {
+    let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+    guard let value else { throw ValidationError("'\(text)' is not a key hash (decimal or 0x hex)") }
+    return value
+}
+
+/// Prints progress of a running migration: a bar on a terminal, JSON lines
+/// with --json, on stderr; returns the final record.
+func followMigration(_ client: RAMCloudClient, destination: ServerID, id: MigrationID, json: Bool,
+                     timeout: Double) throws -> MigrationRecord {
+    let deadline = Date().addingTimeInterval(timeout)
+    let terminal = isatty(STDERR_FILENO) == 1 && !json
+    var last: MigrationRecord?
+    while true {
+        let record: MigrationRecord
+        do {
+            record = try client.migrationStatus(destination: destination, id: id)
+        } catch {
+            throw fail("cannot read the status of \(id) from \(destination): \(error)")
+        }
+        if json {
+            FileHandle.standardError.write(Data((recordJSON(record) + "\n").utf8))
+        } else if terminal {
+            let width = 30
+            let done = Int(record.progress * Double(width))
+            let bar = String(repeating: "#", count: done) + String(repeating: ".", count: width - done)
+            let line = String(format: "\r%@ [%@] %3.0f%%  %llu objects  %.1f MB", record.phase.rawValue, bar,
+                              record.progress * 100, record.objectsMoved, Double(record.bytesMoved) / 1e6)
+            FileHandle.standardError.write(Data(line.utf8))
+        } else if last?.phase != record.phase {
+            FileHandle.standardError.write(Data("rc-migrate: \(id): \(record.phase)\n".utf8))
+        }
+        last = record
+        if record.phase.isTerminal {
+            if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            return record
+        }
+        if Date() > deadline { throw TimedOut(record: record) }
+        usleep(200_000)
+    }
+}
+
+struct TimedOut: Error { var record: MigrationRecord }
+
+func recordJSON(_ r: MigrationRecord) -> String {
+    var fields: [String] = [
+        "\"id\":\(r.id.rawValue)", "\"table\":\(r.tablet.tableID)",
+        "\"firstKeyHash\":\(r.tablet.range.start)", "\"lastKeyHash\":\(r.tablet.range.end)",
+        "\"source\":\(r.source.rawValue)", "\"destination\":\(r.destination.rawValue)",
+        "\"strategy\":\"\(r.strategy.rawValue)\"", "\"phase\":\"\(r.phase.rawValue)\"",
+        "\"progress\":\(r.progress)", "\"objectsMoved\":\(r.objectsMoved)", "\"bytesMoved\":\(r.bytesMoved)",
+        "\"bucketsReplayed\":\(r.bucketsReplayed)", "\"bucketCount\":\(r.bucketCount)",
+        "\"pullBatches\":\(r.pullBatches)", "\"createdAtMillis\":\(r.createdAt)", "\"updatedAtMillis\":\(r.updatedAt)",
+    ]
+    if let bound = r.versionBound { fields.append("\"versionBound\":\(bound)") }
+    if let error = r.lastError {
+        let escaped = error.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        fields.append("\"lastError\":\"\(escaped)\"")
+    }
+    return "{" + fields.joined(separator: ",") + "}"
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a live migration of a tablet (the whole table, or a key-hash range).",
+        discussion: """
+            The destination runs the migration; rc-migrate only asks it to start and, with
+            --wait, follows its progress. A range that is not a whole tablet is split off
+            first. The id printed on stdout names the migration for `rc-migrate status`.
+
+            Examples:
+              rc-migrate start --table users --to 2 --wait
+              rc-migrate start --table users --first-hash 0 --last-hash 0x7fffffffffffffff --to 3
+              rc-migrate start --table users --to 2 --strategy source
+            """)
+    @OptionGroup var connection: Connection
+    @Option(help: "Table name.") var table: String
+    @Option(help: "First key hash of the range (default: 0).", transform: parseKeyHash) var firstHash: UInt64 = 0
+    @Option(help: "Last key hash of the range (default: the largest).", transform: parseKeyHash) var lastHash: UInt64 = .max
+    @Option(help: "Destination master (server id).") var to: UInt64
+    @Option(help: "fulva, rocksteady or source (RAMCloud's own migrateTablet).") var strategy = "fulva"
+    @Option(help: "Partitions of the source's hash table pulled in parallel (0: default).") var partitions = 0
+    @Flag(help: "Wait until the migration ends, showing progress.") var wait = false
+    @Flag(help: "Progress as JSON lines on stderr, the result as JSON on stdout.") var json = false
+    @Option(help: "With --wait: give up waiting after this many seconds.") var timeout = 3600.0
+
+    func run() throws {
+        guard let chosen = Strategy(rawValue: strategy) else {
+            throw ValidationError("unknown strategy '\(strategy)' (fulva, rocksteady or source)")
+        }
+        guard firstHash <= lastHash else { throw ValidationError("--first-hash is above --last-hash") }
+        let client = try connection.connect()
+        let tableID: UInt64
+        do { tableID = try client.tableID(table) } catch {
+            throw fail("unknown table '\(table)': \(error)")
+        }
+        do {
+            if firstHash > 0 { try client.splitTablet(table: table, splitKeyHash: firstHash) }
+            if lastHash < .max { try client.splitTablet(table: table, splitKeyHash: lastHash + 1) }
+        } catch { throw fail("cannot split \(table) at the range's ends: \(error)") }
+        let source: UInt64
+        do { source = try client.owner(table: tableID, keyHash: firstHash) } catch {
+            throw fail("cannot find the owner of key hash 0x\(String(firstHash, radix: 16)) of \(table): \(error)")
+        }
+        guard source != to else { throw fail("server \(to) already owns that range: source and destination are the same") }
+        let tablet = Tablet(tableID: tableID, range: try KeyHashRange(start: firstHash, end: lastHash))
+        if chosen == .source {
+            let started = Date()
+            do {
+                try client.migrateTablet(tableID: tableID, firstKeyHash: firstHash, lastKeyHash: lastHash, newOwner: to)
+            } catch { throw fail("RAMCloud's migrateTablet failed: \(error)") }
+            print(json ? "{\"strategy\":\"source\",\"seconds\":\(Date().timeIntervalSince(started))}" : "done")
+            return
+        }
+        // Ids order migrations by age: microseconds of the wall clock.
+        let id = MigrationID(UInt64(Date().timeIntervalSince1970 * 1e6))
+        let request = MigrationRequest(id: id, tablet: tablet, source: ServerID(source), destination: ServerID(to),
+                                       strategy: chosen, partitions: partitions)
+        do { try client.startMigration(request) } catch { throw fail("\(error.message)") }
+        if !wait {
+            print(json ? "{\"id\":\(id.rawValue),\"destination\":\(to)}" : "\(id.rawValue)")
+            return
+        }
+        let record: MigrationRecord
+        do {
+            record = try followMigration(client, destination: ServerID(to), id: id, json: json, timeout: timeout)
+        } catch let timedOut as TimedOut {
+            print(json ? recordJSON(timedOut.record) : "\(id.rawValue) \(timedOut.record.phase)")
+            throw ExitCode(3)
+        }
+        print(json ? recordJSON(record) : "\(id.rawValue) \(record.phase)")
+        if record.phase != .done {
+            FileHandle.standardError.write(Data("rc-migrate: \(id) \(record.phase): \(record.lastError ?? "")\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a migration as its destination reports it.",
+        discussion: """
+            Examples:
+              rc-migrate status --destination 2 1795659866974710
+              rc-migrate status --destination 2 1795659866974710 --watch --json
+            """)
+    @OptionGroup var connection: Connection
+    @Option(help: "The migration's destination (server id).") var destination: UInt64
+    @Argument(help: "Migration id.") var id: UInt64
+    @Flag(help: "Follow it until it ends.") var watch = false
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+        let client = try connection.connect()
+        let record: MigrationRecord
+        if watch {
+            record = try rcWatch(client)
+        } else {
+            do { record = try client.migrationStatus(destination: ServerID(destination), id: MigrationID(id)) } catch {
+                throw fail("\(error.message)")
+            }
+        }
+        if json {
+            print(recordJSON(record))
+        } else {
+            print("\(record.id.rawValue)\t\(record.phase)\t\(record.tablet)\t\(record.source) -> \(record.destination)\t"
+                + String(format: "%.0f%%", record.progress * 100)
+                + "\t\(record.objectsMoved) objects\t\(record.bytesMoved) bytes"
+                + (record.lastError.map { "\t\($0)" } ?? ""))
+        }
+    }
+
+    func rcWatch(_ client: RAMCloudClient) throws -> MigrationRecord {
+        try followMigration(client, destination: ServerID(destination), id: MigrationID(id), json: json,
+                            timeout: .infinity)
+    }
+}

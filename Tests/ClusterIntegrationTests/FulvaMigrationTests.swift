@@ -1,0 +1,122 @@
+import Foundation
+import FulvaCluster
+import FulvaCore
+import FulvaRAMCloud
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum FulvaBuild {
+    /// Why Fulva-in-RAMCloud tests cannot run here, or nil.
+    static let unavailable: String? = {
+        if let missing = Build.home.missing { return missing }
+        if Build.home.plugin == nil { return "no Fulva plugin at \(RAMCloudHome.pluginPath) (scripts/build-plugin builds it)" }
+        if ClientProgram.workload == nil { return "fulva-workload is not built next to the tests" }
+        return nil
+    }()
+    static var ready: Bool {
+        if let unavailable { print("Fulva migration tests SKIPPED: \(unavailable)") }
+        return unavailable == nil
+    }
+}
+
+/// Real RAMCloud masters migrating a tablet with the Fulva protocol,
+/// driven by the plugin in the destination.
+@Suite(.serialized, .enabled(if: FulvaBuild.ready, "needs the patched RAMCloud build and the Fulva plugin"),
+       .timeLimit(.minutes(10)))
+struct FulvaMigrationTests {
+    static func spec() -> ClusterSpec {
+        var spec = ClusterSpec()
+        spec.masters = 2
+        spec.masterMemoryMB = 512
+        spec.transport = .udp
+        spec.basePort = 16_446
+        spec.zooKeeperPort = 16_381
+        spec.startTimeout = 90
+        return spec
+    }
+
+    static let keys = 200_000
+
+    /// A table of 200,000 objects moves from one master to the other with
+    /// the Fulva protocol while a client runs a checked mixed workload over
+    /// all its keys; afterwards every key reads back as the client last
+    /// wrote it, the destination owns the table and the source dropped it.
+    @Test func tabletMigratesUnderACheckedWorkload() throws {
+        let directory = NSTemporaryDirectory() + "fulva-migration-\(getpid())"
+        let launcher = ClusterLauncher(directory: directory, home: Build.home)
+        _ = try? launcher.down()
+        let watchdog = Watchdog(seconds: 540, what: "tabletMigratesUnderACheckedWorkload", launcher: launcher)
+        defer {
+            withExtendedLifetime(watchdog) {}
+            _ = try? launcher.down()
+        }
+        let state = try launcher.up(Self.spec()) { print("cluster: \($0)") }
+        for name in ["master1", "master2"] {
+            let log = try String(contentsOfFile: try #require(state.process(name)).log, encoding: .utf8)
+            #expect(log.contains("Fulva: plugin") && log.contains("loaded (ABI version"), "\(name) loaded the plugin")
+        }
+
+        let fill = try ClientProgram.run(launcher, name: "client1",
+                                         ["fill", "--keys", String(Self.keys), "--table", "bulk"], timeout: 300)
+        print("fill: \(String(decoding: fill, as: UTF8.self))")
+
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try client.tableID("bulk")
+        let source = try client.owner(table: table, keyHash: 0)
+        let destination = try #require(try client.serverCounters().map(\.serverID).first { $0 != source })
+
+        // The workload: every operation's answer checked against the
+        // client's own writes; at the end every key is read back.
+        let load = try ClientProgram.start(launcher, name: "client2",
+            ["run", "--table", "bulk", "--keys", String(Self.keys), "--operations", "40000", "--verify",
+             "--progress-every", "1000", "--seed", "5"])
+        #expect(load.waitForProgress(3000, timeout: 240), "the load started: \(load.tail)")
+
+        let id = MigrationID(UInt64(Date().timeIntervalSince1970 * 1e6))
+        let request = MigrationRequest(id: id, tablet: Tablet(tableID: table), source: ServerID(source),
+                                       destination: ServerID(destination), strategy: .fulva, partitions: 8)
+        let started = Date()
+        try client.startMigration(request)
+        var record = try client.migrationStatus(destination: ServerID(destination), id: id)
+        let deadline = Date().addingTimeInterval(240)
+        while !record.phase.isTerminal && Date() < deadline {
+            usleep(100_000)
+            record = try client.migrationStatus(destination: ServerID(destination), id: id)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        print("migration \(id): \(record.phase) in \(String(format: "%.2f", seconds)) s, \(record.objectsMoved) objects, "
+            + "\(record.bytesMoved) bytes, \(record.pullBatches) pulls, bound \(record.versionBound ?? 0), "
+            + "error \(record.lastError ?? "none")")
+        #expect(record.phase == .done, "the migration finished: \(record.lastError ?? "")")
+        #expect(record.objectsMoved > UInt64(Self.keys) * 9 / 10, "the table's objects moved through pulls")
+        #expect(record.bucketsReplayed == record.bucketCount && record.bucketCount > 0)
+        #expect(load.process.isRunning, "the migration ran while the load ran")
+
+        let result = try JSONDecoder().decode(WorkloadResult.self, from: load.finish(timeout: 400))
+        print("workload: \(result.operations) operations, \(result.failed) failed, \(Int(result.operationsPerSecond)) ops/s, "
+            + "p50 \(result.latency.p50Micros) us, p99 \(result.latency.p99Micros) us, max \(result.latency.maxMicros) us")
+        #expect(result.failed == 0, "failures: \(result.failures)")
+
+        // The destination owns the whole table; the source dropped it.
+        let fresh = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        for hash: UInt64 in [0, 1 << 62, 1 << 63, .max] {
+            #expect(try fresh.owner(table: table, keyHash: hash) == destination)
+        }
+        let sourceName = source == 1 ? "master1" : "master2"
+        let sourceLog = try String(contentsOfFile: try #require(state.process(sourceName)).log, encoding: .utf8)
+        #expect(sourceLog.contains("Fulva: migration \(id.rawValue) done: dropped tablet"), "the source dropped the tablet")
+
+        // Bad requests are refused with a reason and change nothing.
+        let same = MigrationRequest(id: MigrationID(id.rawValue + 1), tablet: Tablet(tableID: table),
+                                    source: ServerID(destination), destination: ServerID(destination))
+        #expect(throws: RAMCloudError.self) { try fresh.startMigration(same) }
+        let nowhere = MigrationRequest(id: MigrationID(id.rawValue + 2), tablet: Tablet(tableID: table),
+                                       source: ServerID(destination), destination: ServerID(999))
+        #expect(throws: RAMCloudError.self) { try fresh.startMigration(nowhere) }
+        #expect(try fresh.owner(table: table, keyHash: 0) == destination)
+    }
+}
