@@ -48,9 +48,12 @@ let package = Package(
         .executableTarget(
             name: "rc-migrate",
             dependencies: [
-                "FulvaCore", "FulvaCluster", "FulvaRAMCloud",
+                "FulvaCore", "FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Migration records in ZooKeeper (libzookeeper_mt, Debian's libzookeeper-mt-dev).
+        .target(name: "CZooKeeper", path: "CShims/CZooKeeper", linkerSettings: [.linkedLibrary("zookeeper_mt")]),
+        .target(name: "FulvaZooKeeper", dependencies: ["CZooKeeper", "FulvaCore"]),
         // Fulva's migration manager in a master, over a host interface.
         .target(name: "FulvaServer", dependencies: ["FulvaCore"]),
         // fulva.h exports over FulvaServer. Loaded with RTLD_NODELETE by the
@@ -58,7 +61,7 @@ let package = Package(
         // threads crashes the host.
         .target(
             name: "FulvaPlugin",
-            dependencies: ["CFulva", "FulvaCore", "FulvaServer"],
+            dependencies: ["CFulva", "FulvaCore", "FulvaServer", "FulvaZooKeeper"],
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete",
                                            "-Xlinker", "-soname=libFulvaPlugin.so"])]),
         // Client load: fill, mixed workload checked against its own writes, migrate, counters.
@@ -71,9 +74,11 @@ let package = Package(
             ]),
         .testTarget(name: "FulvaCoreTests", dependencies: ["FulvaCore"]),
         .testTarget(name: "FulvaServerTests", dependencies: ["FulvaServer", "FulvaCore"]),
+        .testTarget(name: "FulvaZooKeeperTests", dependencies: ["FulvaZooKeeper", "FulvaServer", "FulvaCore"]),
         .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck"]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
-        .testTarget(name: "ClusterIntegrationTests", dependencies: ["FulvaCluster", "FulvaRAMCloud", "fulva-workload"]),
+        .testTarget(name: "ClusterIntegrationTests",
+                    dependencies: ["FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "fulva-workload"]),
     ]
 )

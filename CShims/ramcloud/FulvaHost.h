@@ -165,6 +165,9 @@ class FulvaHost {
     std::vector<std::shared_ptr<Target>> targets;
     std::unordered_map<uint64_t, Incoming> incoming;
     std::atomic<int> targetCount;
+    /// Kept alive for ops.externalStorage and ops.clusterName.
+    string externalStorage;
+    string clusterName;
 
     DISALLOW_COPY_AND_ASSIGN(FulvaHost);
 };

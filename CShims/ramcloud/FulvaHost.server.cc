@@ -20,6 +20,7 @@
 #include "LogProtector.h"
 #include "MasterService.h"
 #include "Object.h"
+#include "OptionParser.h"
 #include "PreparedOp.h"
 #include "RpcResult.h"
 #include "ServerIdRpcWrapper.h"
@@ -210,6 +211,8 @@ FulvaHost::FulvaHost(Context* context, MasterService* master)
     , targets()
     , incoming()
     , targetCount(0)
+    , externalStorage()
+    , clusterName()
 {
     memset(&ops, 0, sizeof(ops));
 }
@@ -283,6 +286,12 @@ FulvaHost::loadPlugin(ServerId self)
     ops.abiVersion = FULVA_ABI_VERSION;
     ops.context = this;
     ops.serverId = self.getId();
+    externalStorage = context->options != NULL ?
+            context->options->getExternalStorageLocator() : "";
+    clusterName = context->options != NULL ?
+            context->options->getClusterName() : "main";
+    ops.externalStorage = externalStorage.c_str();
+    ops.clusterName = clusterName.c_str();
     ops.log = &FulvaHost::opLog;
     ops.prepare_source = &FulvaHost::opPrepareSource;
     ops.take_ownership = &FulvaHost::opTakeOwnership;

@@ -5,6 +5,22 @@
 import CFulva
 import FulvaCore
 import FulvaServer
+import FulvaZooKeeper
+
+/// Migration records in the cluster's ZooKeeper. A migration started
+/// without a record (a test driving the plugin directly) has none to update.
+final class ZooKeeperRecords: MigrationRecordSink {
+    let store: MigrationRecordStore
+    init(store: MigrationRecordStore) { self.store = store }
+
+    func update(_ id: MigrationID, _ change: (inout MigrationRecord) throws -> Void) throws {
+        do {
+            try store.update(id, change)
+        } catch let error as ZooKeeperError where error.isMissing {
+            return
+        }
+    }
+}
 
 /// The host's operations table, as a MigrationHost.
 final class CHost: MigrationHost {
@@ -138,7 +154,19 @@ public func fulva_plugin_start(_ host: UnsafePointer<fulva_host_ops>?, _ plugin:
         report("the host's operations table has empty entries", error, errorLength)
         return Int32(FULVA_ERROR_INVALID_ARGUMENT)
     }
-    let manager = MigrationManager(host: CHost(ops), serverID: ServerID(ops.serverId))
+    let cHost = CHost(ops)
+    var records: MigrationRecordSink? = nil
+    let storage = ops.externalStorage.map { String(cString: $0) } ?? ""
+    if storage.hasPrefix("zk:") {
+        let cluster = ops.clusterName.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "main"
+        do {
+            records = ZooKeeperRecords(store: try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: storage),
+                                                                       cluster: cluster))
+        } catch {
+            cHost.log(.warning, "migration records unavailable (\(error)); migrations run without them")
+        }
+    }
+    let manager = MigrationManager(host: cHost, serverID: ServerID(ops.serverId), records: records)
     plugin.pointee = Unmanaged.passRetained(PluginInstance(manager: manager)).toOpaque()
     return Int32(FULVA_OK)
 }

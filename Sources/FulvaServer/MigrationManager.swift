@@ -50,9 +50,16 @@ public protocol MigrationHost: AnyObject {
     func abandon(_ request: MigrationRequest) throws(HostError)
 }
 
-/// A record's failure, as the host reported it.
 public extension MigrationRecord {
     var isActive: Bool { !phase.isTerminal }
+}
+
+/// Where the migration's durable record lives (ZooKeeper in a master).
+/// `update` applies a change as a conditional write and throws when the
+/// record refuses it (a phase change FulvaCore forbids, such as moving a
+/// cancelled migration) or cannot be reached.
+public protocol MigrationRecordSink: AnyObject {
+    func update(_ id: MigrationID, _ change: (inout MigrationRecord) throws -> Void) throws
 }
 
 /// Fulva's migration manager in one master: the destination side drives
@@ -73,14 +80,41 @@ public final class MigrationManager: @unchecked Sendable {
     let host: MigrationHost
     let serverID: ServerID
     let defaults: Defaults
+    /// Durable records; nil runs without (tests, or a cluster without ZooKeeper).
+    let records: MigrationRecordSink?
     private let lock = PthreadLock()
     private var destinations: [MigrationID: (request: MigrationRequest, record: MigrationRecord, failure: HostError?)] = [:]
     private var sources: [MigrationID: SourceMigration] = [:]
 
-    public init(host: MigrationHost, serverID: ServerID, defaults: Defaults = Defaults()) {
+    public init(host: MigrationHost, serverID: ServerID, defaults: Defaults = Defaults(),
+                records: MigrationRecordSink? = nil) {
         self.host = host
         self.serverID = serverID
         self.defaults = defaults
+        self.records = records
+    }
+
+    /// Copies this master's view of a migration into its durable record.
+    /// A phase change the record refuses is an error; figures are best effort.
+    private func publish(_ id: MigrationID, phase: MigrationPhase? = nil) throws(HostError) {
+        guard let records, let (mine, _) = status(id) else { return }
+        do {
+            try records.update(id) { record in
+                if let phase, record.phase != phase {
+                    record = try record.moved(to: phase, at: mine.updatedAt, error: mine.lastError)
+                }
+                record.versionBound = mine.versionBound ?? record.versionBound
+                record.progress = mine.progress
+                record.objectsMoved = mine.objectsMoved
+                record.bytesMoved = mine.bytesMoved
+                record.bucketCount = mine.bucketCount
+                record.bucketsReplayed = mine.bucketsReplayed
+                record.pullBatches = mine.pullBatches
+                record.updatedAt = mine.updatedAt
+            }
+        } catch {
+            throw HostError(status: 1001, message: "the migration record refused \(phase.map { "the change to \($0)" } ?? "an update"): \(error)")
+        }
     }
 
     // MARK: Destination
@@ -110,7 +144,7 @@ public final class MigrationManager: @unchecked Sendable {
         lock.withLock { destinations[id].map { ($0.record, $0.failure) } }
     }
 
-    public var records: [MigrationRecord] {
+    public var destinationRecords: [MigrationRecord] {
         lock.withLock { destinations.values.map(\.record) }
     }
 
@@ -140,6 +174,7 @@ public final class MigrationManager: @unchecked Sendable {
         do throws(HostError) {
             try run(request)
             enter(id, .done)
+            try publish(id, phase: .done)
             host.log(.notice, "\(id): \(request.tablet) moved from \(request.source) to \(request.destination)")
         } catch {
             host.log(.error, "\(id) failed: \(error)")
@@ -147,6 +182,9 @@ public final class MigrationManager: @unchecked Sendable {
                 host.log(.error, "\(id): undoing after the failure also failed: \(undo)")
             }
             enter(id, .failed, error: error)
+            do throws(HostError) { try publish(id, phase: .failed) } catch let unrecorded {
+                host.log(.error, "\(id): \(unrecorded)")
+            }
         }
         return status(id)?.record
     }
@@ -181,15 +219,19 @@ public final class MigrationManager: @unchecked Sendable {
             $0.bucketCount = prepared.bucketCount
         }
 
-        // Take ownership: from here writes of the tablet run here.
+        // The record moves from preparing to moving first (a conditional
+        // write: a cancel that got there first wins), then ownership: from
+        // here writes of the tablet run here.
+        enter(request.id, .moving)
+        try publish(request.id, phase: .moving)
         var owned = prepared
         owned.partitions = layout.partitionCount
         try host.takeOwnership(request, prepared: owned)
         migration.tookOwnership()
-        enter(request.id, .moving)
 
         // Move the data: parallel pulls, each replayed before its watermark moves.
         var failuresInARow = 0
+        var lastPublished = Self.nowMillis()
         while !migration.everythingReplayed {
             let batches = migration.nextPulls()
             guard !batches.isEmpty else {
@@ -232,6 +274,13 @@ public final class MigrationManager: @unchecked Sendable {
                     $0.objectsMoved += objects
                     $0.bytesMoved += bytes
                     $0.pullBatches += UInt64(batches.count)
+                }
+            }
+            // Progress reaches the record about four times a second.
+            if Self.nowMillis() - lastPublished >= 250 {
+                lastPublished = Self.nowMillis()
+                do throws(HostError) { try publish(request.id) } catch {
+                    host.log(.warning, "\(request.id): progress not recorded: \(error)")
                 }
             }
         }

@@ -3,6 +3,7 @@ import Foundation
 import FulvaCluster
 import FulvaCore
 import FulvaRAMCloud
+import FulvaZooKeeper
 
 /// How rc-migrate reaches a cluster: a locator given on the command line,
 /// or the local cluster directory's. Over dpdk, the process re-executes
@@ -13,27 +14,44 @@ struct Connection: ParsableArguments {
 
     @OptionGroup var cluster: ClusterOptions
 
+    /// The cluster's locator: --storage, $FULVA_CLUSTER_STORAGE, or the
+    /// local cluster's (re-executing in a namespace over dpdk).
+    func locator() throws -> String {
+        if let given = storage ?? ProcessInfo.processInfo.environment["FULVA_CLUSTER_STORAGE"] { return given }
+        let launcher = cluster.launcher
+        guard let state = try? launcher.load() else {
+            throw fail("no cluster given: --storage zk:HOST:PORT, or a local cluster in \(cluster.dir)")
+        }
+        if state.network != nil && ProcessInfo.processInfo.environment["RAMCLOUD_DPDK_PORT"] == nil {
+            try reexecInNamespace(launcher)
+        }
+        return state.externalStorage
+    }
+
+    /// The migration records in the cluster's ZooKeeper.
+    func records() throws -> MigrationRecordStore {
+        let where_ = try locator()
+        guard where_.hasPrefix("zk:") else {
+            throw fail("migration records live in ZooKeeper: give the cluster as zk:HOST:PORT, not \(where_)")
+        }
+        do {
+            return try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: where_, timeoutMillis: 5000))
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
     func connect() throws -> RAMCloudClient {
         let home = cluster.ramcloudHome.map { RAMCloudHome(path: $0) } ?? RAMCloudHome()
         if let missing = home.missing { throw fail(missing) }
-        var locator = storage ?? ProcessInfo.processInfo.environment["FULVA_CLUSTER_STORAGE"]
-        if locator == nil {
-            let launcher = cluster.launcher
-            guard let state = try? launcher.load() else {
-                throw fail("no cluster given: --storage zk:HOST:PORT, or a local cluster in \(cluster.dir)")
-            }
-            if state.network != nil && ProcessInfo.processInfo.environment["RAMCLOUD_DPDK_PORT"] == nil {
-                try reexecInNamespace(launcher)
-            }
-            locator = state.externalStorage
-        }
+        let where_ = try locator()
         do {
             let library = try RAMCloudLibrary(path: home.library)
-            return try RAMCloudClient(library: library, coordinator: locator!)
+            return try RAMCloudClient(library: library, coordinator: where_)
         } catch let error as RAMCloudLoadError {
             throw fail(error.message)
         } catch let error as RAMCloudError {
-            throw fail("cannot connect to \(locator!): \(error)")
+            throw fail("cannot connect to \(where_): \(error)")
         }
     }
 
@@ -57,7 +75,7 @@ func parseKeyHash(_ text: String) throws -> UInt64 {
 
 /// Prints progress of a running migration: a bar on a terminal, JSON lines
 /// with --json, on stderr; returns the final record.
-func followMigration(_ client: RAMCloudClient, destination: ServerID, id: MigrationID, json: Bool,
+func followMigration(_ store: MigrationRecordStore, id: MigrationID, json: Bool,
                      timeout: Double) throws -> MigrationRecord {
     let deadline = Date().addingTimeInterval(timeout)
     let terminal = isatty(STDERR_FILENO) == 1 && !json
@@ -65,9 +83,10 @@ func followMigration(_ client: RAMCloudClient, destination: ServerID, id: Migrat
     while true {
         let record: MigrationRecord
         do {
-            record = try client.migrationStatus(destination: destination, id: id)
-        } catch {
-            throw fail("cannot read the status of \(id) from \(destination): \(error)")
+            guard let found = try store.load(id) else { throw fail("no record of \(id) in \(store.root)") }
+            record = found
+        } catch let error as ZooKeeperError {
+            throw fail("cannot read the record of \(id): \(error)")
         }
         if json {
             FileHandle.standardError.write(Data((recordJSON(record) + "\n").utf8))
@@ -154,6 +173,9 @@ struct Start: ParsableCommand {
             throw fail("cannot find the owner of key hash 0x\(String(firstHash, radix: 16)) of \(table): \(error)")
         }
         guard source != to else { throw fail("server \(to) already owns that range: source and destination are the same") }
+        if let lastOwner = try? client.owner(table: tableID, keyHash: lastHash), lastOwner != source {
+            throw fail("the range is not owned by a single master (servers \(source) and \(lastOwner) own parts of it); migrate each part")
+        }
         let tablet = Tablet(tableID: tableID, range: try KeyHashRange(start: firstHash, end: lastHash))
         if chosen == .source {
             let started = Date()
@@ -163,18 +185,34 @@ struct Start: ParsableCommand {
             print(json ? "{\"strategy\":\"source\",\"seconds\":\(Date().timeIntervalSince(started))}" : "done")
             return
         }
-        // Ids order migrations by age: microseconds of the wall clock.
-        let id = MigrationID(UInt64(Date().timeIntervalSince1970 * 1e6))
-        let request = MigrationRequest(id: id, tablet: tablet, source: ServerID(source), destination: ServerID(to),
-                                       strategy: chosen, partitions: partitions)
-        do { try client.startMigration(request) } catch { throw fail("\(error.message)") }
+        // The record first (its id comes from ZooKeeper's counter), then the
+        // destination; a refusal is written into the record.
+        let store = try connection.records()
+        var request = MigrationRequest(id: MigrationID(0), tablet: tablet, source: ServerID(source),
+                                       destination: ServerID(to), strategy: chosen, partitions: partitions)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        do {
+            let active = try store.list().filter { !$0.phase.isTerminal }
+            try MigrationRequest.validate(tablet: tablet, source: request.source, destination: request.destination,
+                                          active: active)
+            request.id = try store.create(request, at: now).id
+        } catch let error as FulvaError {
+            throw fail(error.description)
+        } catch {
+            throw fail("cannot write the migration record: \(error)")
+        }
+        let id = request.id
+        do { try client.startMigration(request) } catch {
+            _ = try? store.update(id) { $0 = try $0.moved(to: .failed, at: now, error: error.message) }
+            throw fail("\(error.message)")
+        }
         if !wait {
             print(json ? "{\"id\":\(id.rawValue),\"destination\":\(to)}" : "\(id.rawValue)")
             return
         }
         let record: MigrationRecord
         do {
-            record = try followMigration(client, destination: ServerID(to), id: id, json: json, timeout: timeout)
+            record = try followMigration(store, id: id, json: json, timeout: timeout)
         } catch let timedOut as TimedOut {
             print(json ? recordJSON(timedOut.record) : "\(id.rawValue) \(timedOut.record.phase)")
             throw ExitCode(3)
@@ -190,40 +228,45 @@ struct Start: ParsableCommand {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a migration as its destination reports it.",
+        abstract: "Show migrations from their records in ZooKeeper (all of them, or one).",
         discussion: """
             Examples:
-              rc-migrate status --destination 2 1795659866974710
-              rc-migrate status --destination 2 1795659866974710 --watch --json
+              rc-migrate status
+              rc-migrate status 12 --watch
+              rc-migrate status 12 --json
             """)
     @OptionGroup var connection: Connection
-    @Option(help: "The migration's destination (server id).") var destination: UInt64
-    @Argument(help: "Migration id.") var id: UInt64
-    @Flag(help: "Follow it until it ends.") var watch = false
+    @Argument(help: "Migration id (default: every migration).") var id: UInt64?
+    @Flag(help: "Follow it until it ends (needs an id).") var watch = false
     @Flag(help: "JSON output.") var json = false
 
     func run() throws {
-        let client = try connection.connect()
-        let record: MigrationRecord
+        let store = try connection.records()
+        var records: [MigrationRecord]
+        do {
+            if let id {
+                guard let record = try store.load(MigrationID(id)) else { throw fail("no migration \(id) in \(store.root)") }
+                records = [record]
+            } else {
+                records = try store.list()
+            }
+        } catch let error as ZooKeeperError {
+            throw fail("\(error)")
+        }
         if watch {
-            record = try rcWatch(client)
-        } else {
-            do { record = try client.migrationStatus(destination: ServerID(destination), id: MigrationID(id)) } catch {
-                throw fail("\(error.message)")
+            guard let id else { throw ValidationError("--watch needs a migration id") }
+            records = [try followMigration(store, id: MigrationID(id), json: json, timeout: .infinity)]
+        }
+        for record in records {
+            if json {
+                print(recordJSON(record))
+            } else {
+                print("\(record.id.rawValue)\t\(record.phase)\t\(record.strategy)\t\(record.tablet)\t"
+                    + "\(record.source.rawValue) -> \(record.destination.rawValue)\t"
+                    + String(format: "%.0f%%", record.progress * 100)
+                    + "\t\(record.objectsMoved) objects\t\(record.bytesMoved) bytes"
+                    + (record.lastError.map { "\t\($0)" } ?? ""))
             }
         }
-        if json {
-            print(recordJSON(record))
-        } else {
-            print("\(record.id.rawValue)\t\(record.phase)\t\(record.tablet)\t\(record.source) -> \(record.destination)\t"
-                + String(format: "%.0f%%", record.progress * 100)
-                + "\t\(record.objectsMoved) objects\t\(record.bytesMoved) bytes"
-                + (record.lastError.map { "\t\($0)" } ?? ""))
-        }
-    }
-
-    func rcWatch(_ client: RAMCloudClient) throws -> MigrationRecord {
-        try followMigration(client, destination: ServerID(destination), id: MigrationID(id), json: json,
-                            timeout: .infinity)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import FulvaCluster
 import FulvaCore
 import FulvaRAMCloud
+import FulvaZooKeeper
 import Testing
 
 #if canImport(Glibc)
@@ -76,9 +77,13 @@ struct FulvaMigrationTests {
              "--progress-every", "1000", "--seed", "5"])
         #expect(load.waitForProgress(3000, timeout: 240), "the load started: \(load.tail)")
 
-        let id = MigrationID(UInt64(Date().timeIntervalSince1970 * 1e6))
-        let request = MigrationRequest(id: id, tablet: Tablet(tableID: table), source: ServerID(source),
+        // The record in ZooKeeper first (as rc-migrate start does), then the
+        // destination; the destination keeps the record current.
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        var request = MigrationRequest(id: MigrationID(0), tablet: Tablet(tableID: table), source: ServerID(source),
                                        destination: ServerID(destination), strategy: .fulva, partitions: 8)
+        request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
+        let id = request.id
         let started = Date()
         try client.startMigration(request)
         var record = try client.migrationStatus(destination: ServerID(destination), id: id)
@@ -95,6 +100,10 @@ struct FulvaMigrationTests {
         #expect(record.objectsMoved > UInt64(Self.keys) * 9 / 10, "the table's objects moved through pulls")
         #expect(record.bucketsReplayed == record.bucketCount && record.bucketCount > 0)
         #expect(load.process.isRunning, "the migration ran while the load ran")
+        let durable = try #require(try store.load(id))
+        #expect(durable.phase == .done && durable.objectsMoved == record.objectsMoved && durable.progress == 1,
+                "the record in ZooKeeper says done: \(durable)")
+        #expect(durable.revision >= 2, "the destination wrote the record at least twice (moving, done)")
 
         let result = try JSONDecoder().decode(WorkloadResult.self, from: load.finish(timeout: 400))
         print("workload: \(result.operations) operations, \(result.failed) failed, \(Int(result.operationsPerSecond)) ops/s, "

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 3u
+#define FULVA_ABI_VERSION 4u
 
 enum {
     FULVA_OK = 0,
@@ -177,6 +177,10 @@ struct fulva_host_ops {
     uint32_t abiVersion;         /* FULVA_ABI_VERSION of the host */
     void *context;               /* passed back to every operation */
     uint64_t serverId;           /* this master */
+    /* Where the cluster keeps its state ("zk:host:port") and its name:
+     * migration records live there too. Empty when unknown. */
+    const char *externalStorage;
+    const char *clusterName;
 
     /* level: 0 debug, 1 notice, 2 warning, 3 error */
     void (*log)(void *context, int level, const char *message);

@@ -1,0 +1,94 @@
+import FulvaCore
+import FulvaServer
+import FulvaZooKeeper
+import Testing
+
+@Suite struct RecordCodecTests {
+    @Test func recordsSurviveTheirBytes() throws {
+        var record = MigrationRecord(id: MigrationID(42), tablet: Tablet(tableID: 7, range: try KeyHashRange(start: 5, end: .max)),
+                                     source: ServerID(1), destination: ServerID(2), strategy: .rocksteady, createdAt: 1_700_000_000_000)
+        record = try record.moved(to: .moving, at: 1_700_000_000_100)
+        record.versionBound = 991
+        record.progress = 0.25
+        record.objectsMoved = 12
+        record.bytesMoved = 3400
+        record.bucketCount = 1024
+        record.bucketsReplayed = 256
+        record.pullBatches = 9
+        record.lastError = "line one\nline two"
+        let decoded = try #require(RecordCodec.decode(RecordCodec.encode(record)))
+        var expected = record
+        expected.lastError = "line one line two"
+        #expect(decoded == expected)
+        var blank = MigrationRecord(id: MigrationID(1), tablet: Tablet(tableID: 1), source: ServerID(1),
+                                    destination: ServerID(2), strategy: .fulva)
+        blank.versionBound = nil
+        #expect(RecordCodec.decode(RecordCodec.encode(blank)) == blank)
+        #expect(RecordCodec.decode(Array("id=1\nphase=moving\n".utf8)) == nil, "an incomplete record is refused")
+    }
+}
+
+/// A record store in memory, refusing what FulvaCore refuses.
+final class MemoryRecords: MigrationRecordSink {
+    var records: [MigrationID: MigrationRecord] = [:]
+    func update(_ id: MigrationID, _ change: (inout MigrationRecord) throws -> Void) throws {
+        guard var record = records[id] else { return }
+        try change(&record)
+        record.revision += 1
+        records[id] = record
+    }
+}
+
+/// A host whose source answers at once and never fails.
+final class InstantHost: MigrationHost {
+    var ownershipTaken = false
+    var abandoned = false
+    func log(_ level: LogLevel, _ message: String) {}
+    func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
+        PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
+    }
+    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) { ownershipTaken = true }
+    func pull(_ request: MigrationRequest, _ batches: [PullBatch]) -> [PullOutcome] {
+        batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
+    }
+    func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
+    func finish(_ request: MigrationRequest) throws(HostError) {}
+    func abandon(_ request: MigrationRequest) throws(HostError) { abandoned = true }
+}
+
+@Suite struct ManagerRecordTests {
+    func request(_ id: UInt64) -> MigrationRequest {
+        MigrationRequest(id: MigrationID(id), tablet: Tablet(tableID: 3), source: ServerID(1), destination: ServerID(2),
+                         strategy: .fulva, partitions: 4)
+    }
+
+    @Test func theDestinationKeepsTheRecordCurrent() throws {
+        let records = MemoryRecords()
+        records.records[MigrationID(1)] = request(1).record(createdAt: 0)
+        let host = InstantHost()
+        let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
+        try manager.accept(request(1))
+        let final = try #require(manager.drive(MigrationID(1)))
+        #expect(final.phase == .done)
+        let stored = try #require(records.records[MigrationID(1)])
+        #expect(stored.phase == .done && stored.progress == 1 && stored.versionBound == 100
+                && stored.bucketsReplayed == 64 && stored.objectsMoved > 0)
+    }
+
+    /// A record cancelled while the source prepared: the conditional move
+    /// to "moving" fails, the destination never takes the tablet, and the
+    /// source is told to unfreeze.
+    @Test func aCancelledRecordStopsTheMigrationBeforeOwnership() throws {
+        let records = MemoryRecords()
+        var cancelled = request(2).record(createdAt: 0)
+        cancelled = try cancelled.moved(to: .cancelled, at: 1)
+        records.records[MigrationID(2)] = cancelled
+        let host = InstantHost()
+        let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
+        try manager.accept(request(2))
+        let final = try #require(manager.drive(MigrationID(2)))
+        #expect(final.phase == .failed)
+        #expect(!host.ownershipTaken && host.abandoned)
+        #expect(records.records[MigrationID(2)]?.phase == .cancelled, "the cancel stands")
+    }
+}
