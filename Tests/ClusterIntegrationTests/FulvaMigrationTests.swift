@@ -55,9 +55,15 @@ struct FulvaMigrationTests {
             _ = try? launcher.down()
         }
         let state = try launcher.up(Self.spec()) { print("cluster: \($0)") }
+        // Each master loads the plugin once enlisted.
         for name in ["master1", "master2"] {
-            let log = try String(contentsOfFile: try #require(state.process(name)).log, encoding: .utf8)
-            #expect(log.contains("Fulva: plugin") && log.contains("loaded (ABI version"), "\(name) loaded the plugin")
+            let path = try #require(state.process(name)).log
+            var loaded = false
+            for _ in 0..<200 where !loaded {
+                loaded = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains("loaded (ABI version")
+                if !loaded { usleep(50_000) }
+            }
+            #expect(loaded, "\(name) loaded the plugin")
         }
 
         let fill = try ClientProgram.run(launcher, name: "client1",
@@ -115,8 +121,8 @@ struct FulvaMigrationTests {
         for hash: UInt64 in [0, 1 << 62, 1 << 63, .max] {
             #expect(try fresh.owner(table: table, keyHash: hash) == destination)
         }
-        let sourceName = source == 1 ? "master1" : "master2"
-        let sourceLog = try String(contentsOfFile: try #require(state.process(sourceName)).log, encoding: .utf8)
+        let logs = try ["master1", "master2"].map { try String(contentsOfFile: try #require(state.process($0)).log, encoding: .utf8) }
+        let sourceLog = try #require(logs.first { $0.contains("My server ID is \(source).0") })
         #expect(sourceLog.contains("Fulva: migration \(id.rawValue) done: dropped tablet"), "the source dropped the tablet")
 
         // Bad requests are refused with a reason and change nothing.
