@@ -134,4 +134,46 @@ struct FulvaMigrationTests {
         #expect(throws: RAMCloudError.self) { try fresh.startMigration(nowhere) }
         #expect(try fresh.owner(table: table, keyHash: 0) == destination)
     }
+
+    /// Reads of a tablet that does not migrate carry the same bytes on the
+    /// wire with the plugin loaded as without it (measured from the
+    /// master's counters), so Fulva adds nothing to them.
+    @Test func readsOfTabletsThatDoNotMigrateCarryNoExtraBytes() throws {
+        var perRead: [Bool: (received: Double, sent: Double)] = [:]
+        for plugin in [false, true] {
+            let directory = NSTemporaryDirectory() + "fulva-bytes-\(plugin)-\(getpid())"
+            let launcher = ClusterLauncher(directory: directory, home: Build.home)
+            _ = try? launcher.down()
+            let watchdog = Watchdog(seconds: 240, what: "readsOfTabletsThatDoNotMigrateCarryNoExtraBytes", launcher: launcher)
+            defer {
+                withExtendedLifetime(watchdog) {}
+                _ = try? launcher.down()
+            }
+            var spec = Self.spec()
+            spec.fulvaPlugin = plugin
+            // TcpTransport counts the bytes it moves (RAMCloud's UDP driver does not).
+            spec.transport = .tcp
+            let state = try launcher.up(spec) { print("cluster: \($0)") }
+            _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "1000", "--table", "quiet"], timeout: 120)
+            let library = try RAMCloudLibrary(path: Build.home.library)
+            let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+            let owner = try client.owner(table: try client.tableID("quiet"), keyHash: 0)
+            let before = try #require(try client.serverCounters().first { $0.serverID == owner })
+            _ = try ClientProgram.run(launcher, name: "client1",
+                                      ["run", "--table", "quiet", "--keys", "1000", "--operations", "5000", "--mix", "read=1"],
+                                      timeout: 120)
+            let after = try #require(try client.serverCounters().first { $0.serverID == owner })
+            let reads = Double(after.readCount - before.readCount)
+            #expect(reads >= 5000)
+            perRead[plugin] = (Double(after.networkInputBytes - before.networkInputBytes) / reads,
+                               Double(after.networkOutputBytes - before.networkOutputBytes) / reads)
+        }
+        let stock = try #require(perRead[false]), fulva = try #require(perRead[true])
+        print(String(format: "bytes per read at the master, stock: %.2f in, %.2f out; with the plugin: %.2f in, %.2f out",
+                     stock.received, stock.sent, fulva.received, fulva.sent))
+        // The server-counter readings themselves add a little traffic of
+        // their own; the reads dominate, so the figures agree closely.
+        #expect(stock.sent > 0 && stock.received > 0, "the counters measured something")
+        #expect(abs(fulva.sent - stock.sent) < 0.5 && abs(fulva.received - stock.received) < 0.5)
+    }
 }
