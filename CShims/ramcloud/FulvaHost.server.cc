@@ -529,7 +529,13 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
                     om.objectMap.getNumBuckets(), safeVersion, highest,
                     &bound, message, sizeof(message));
             error = message;
-            if (status == FULVA_OK)
+            // FULVA_FAULTS=completionRecordsNotHandedOver re-introduces the
+            // bug the hand-over fixes (FulvaCore's ProtocolFaults of the same
+            // name), so a test can show it would catch it.
+            const char* faults = getenv("FULVA_FAULTS");
+            bool keepRecords = faults != NULL &&
+                    strstr(faults, "completionRecordsNotHandedOver") != NULL;
+            if (status == FULVA_OK && !keepRecords)
                 collectCompletionRecords(t, &recordBytes, &records);
         }
         if (status != FULVA_OK) {

@@ -45,6 +45,8 @@ public struct ClusterSpec: Codable, Sendable {
     public var idleSleep = true
     /// Masters load Fulva's plugin when it is built (scripts/build-plugin).
     public var fulvaPlugin = true
+    /// Extra environment of the masters (e.g. FULVA_FAULTS in tests).
+    public var masterEnvironment: [String: String] = [:]
     /// Seconds to wait for each process to serve.
     public var startTimeout = 60.0
     /// Over dpdk: frames the bridge drops, in percent.
@@ -272,6 +274,7 @@ public final class ClusterLauncher {
         if state.spec.replicas == 0 { arguments.append("--masterOnly") }
         var (prefix, environment) = try placement("master\(index)", in: &state)
         if state.spec.fulvaPlugin, let plugin = home.plugin { environment["FULVA_PLUGIN"] = plugin }
+        environment.merge(state.spec.masterEnvironment) { _, extra in extra }
         return try launch("master\(index)", arguments, locator: locator, environment: environment, prefix: prefix)
     }
 

@@ -55,6 +55,11 @@ public final class RAMCloudLibrary: @unchecked Sendable {
     }
 }
 
+/// An increment whose reply was lost (see `RAMCloudClient.incrementLosingReply`).
+public struct LostReply {
+    let handle: UnsafeMutableRawPointer
+}
+
 /// What `RAMCloudClient.serverCounters()` reports for one server.
 public struct ServerCounters: Sendable, Equatable, Codable {
     /// RAMCloud's ServerId: generation << 32 | index.
@@ -212,6 +217,26 @@ public final class RAMCloudClient {
         let message = withUnsafeBytes(of: s.lastError) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         record.lastError = message.isEmpty ? nil : message
         return record
+    }
+
+    /// Testing: an increment executed by the key's owner whose reply is
+    /// thrown away; `retryIncrement` sends the very same request again.
+    public func incrementLosingReply(table: UInt64, key: [UInt8], by delta: Int64) throws(RAMCloudError) -> LostReply {
+        try library.requireFulva()
+        var handle: UnsafeMutableRawPointer? = nil
+        try adminCall { error, length in
+            key.withUnsafeBytes { k in
+                library.api.incrementLosingReply!(client, table, k.baseAddress, UInt16(k.count), delta, &handle, error, length)
+            }
+        }
+        return LostReply(handle: handle!)
+    }
+
+    /// Sends a lost-reply increment again (same RIFL id) and returns the new value it reports.
+    public func retryIncrement(_ lost: LostReply) throws(RAMCloudError) -> Int64 {
+        var value: Int64 = 0
+        try adminCall { error, length in library.api.retryIncrement!(client, lost.handle, &value, error, length) }
+        return value
     }
 
     /// RAMCloud's performance counters of every server the coordinator knows.

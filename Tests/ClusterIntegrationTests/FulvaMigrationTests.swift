@@ -41,6 +41,18 @@ struct FulvaMigrationTests {
 
     static let keys = 200_000
 
+    /// The masters' server ids. A master that just enlisted may not answer
+    /// the coordinator's fan-out yet: ask until both do.
+    static func masters(_ client: RAMCloudClient, count: Int = 2) throws -> [UInt64] {
+        var ids: [UInt64] = []
+        for _ in 0..<100 {
+            ids = try client.serverCounters().map(\.serverID).sorted()
+            if ids.count >= count { break }
+            usleep(100_000)
+        }
+        return ids
+    }
+
     /// A table of 200,000 objects moves from one master to the other with
     /// the Fulva protocol while a client runs a checked mixed workload over
     /// all its keys; afterwards every key reads back as the client last
@@ -74,7 +86,7 @@ struct FulvaMigrationTests {
         let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let table = try client.tableID("bulk")
         let source = try client.owner(table: table, keyHash: 0)
-        let destination = try #require(try client.serverCounters().map(\.serverID).first { $0 != source })
+        let destination = try #require(try Self.masters(client).first { $0 != source })
 
         // The workload: every operation's answer checked against the
         // client's own writes; at the end every key is read back.
@@ -175,5 +187,54 @@ struct FulvaMigrationTests {
         // their own; the reads dominate, so the figures agree closely.
         #expect(stock.sent > 0 && stock.received > 0, "the counters measured something")
         #expect(abs(fulva.sent - stock.sent) < 0.5 && abs(fulva.received - stock.received) < 0.5)
+    }
+
+    /// An increment executed at the source just before the freeze, whose
+    /// reply was lost, is retried by the client at the destination: the
+    /// source handed over its completion record, so it is not applied
+    /// twice. With the hand-over switched off (the fault FulvaCore's
+    /// simulation also re-introduces), the same steps apply it twice.
+    @Test(arguments: [false, true])
+    func aRetriedIncrementIsAppliedOnce(handOverDisabled: Bool) throws {
+        let directory = NSTemporaryDirectory() + "fulva-rifl-\(handOverDisabled)-\(getpid())"
+        let launcher = ClusterLauncher(directory: directory, home: Build.home)
+        _ = try? launcher.down()
+        let watchdog = Watchdog(seconds: 240, what: "aRetriedIncrementIsAppliedOnce", launcher: launcher)
+        defer {
+            withExtendedLifetime(watchdog) {}
+            _ = try? launcher.down()
+        }
+        var spec = Self.spec()
+        if handOverDisabled { spec.masterEnvironment["FULVA_FAULTS"] = "completionRecordsNotHandedOver" }
+        let state = try launcher.up(spec) { print("cluster: \($0)") }
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try client.createTable("counters")
+        let key = Array("counter".utf8)
+        try client.incrementInt64(table: table, key: key, by: 100)
+        let source = try client.owner(table: table, keyHash: 0)
+        let destination = try #require(try Self.masters(client).first { $0 != source })
+
+        let lost = try client.incrementLosingReply(table: table, key: key, by: 5)
+        let id = MigrationID(UInt64(Date().timeIntervalSince1970 * 1e6))
+        try client.startMigration(MigrationRequest(id: id, tablet: Tablet(tableID: table), source: ServerID(source),
+                                                   destination: ServerID(destination)))
+        var record = try client.migrationStatus(destination: ServerID(destination), id: id)
+        for _ in 0..<600 where !record.phase.isTerminal {
+            usleep(50_000)
+            record = try client.migrationStatus(destination: ServerID(destination), id: id)
+        }
+        #expect(record.phase == .done, "\(record.lastError ?? "")")
+        #expect(try client.owner(table: table, keyHash: 0) == destination)
+
+        let answered = try client.retryIncrement(lost)
+        let stored = try #require(try client.read(table: table, key: key))
+        let value = stored.value.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
+        print("hand-over \(handOverDisabled ? "off" : "on"): retry answered \(answered), stored \(value)")
+        if handOverDisabled {
+            #expect(value == 110, "without the hand-over the retry runs again at the destination")
+        } else {
+            #expect(answered == 105 && value == 105, "the retry was answered from the handed-over record")
+        }
     }
 }

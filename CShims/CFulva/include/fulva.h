@@ -252,6 +252,20 @@ int fulva_admin_migration_status(struct rc_client *client,
                                  struct fulva_migration_status *status,
                                  char *error, size_t errorLength);
 
+/* Testing only: an INCREMENT of the key sent with a fresh RIFL id, whose
+ * reply is thrown away as if the network lost it; *handle keeps the
+ * request for fulva_testing_retry_increment, which sends it again
+ * unchanged (same RIFL id) to the key's current owner and returns the
+ * value that reply carries. */
+int fulva_testing_increment_losing_reply(struct rc_client *client,
+                                         uint64_t tableId, const void *key,
+                                         uint16_t keyLength, int64_t delta,
+                                         void **handle, char *error,
+                                         size_t errorLength);
+int fulva_testing_retry_increment(struct rc_client *client, void *handle,
+                                  int64_t *newValue, char *error,
+                                  size_t errorLength);
+
 #ifdef __cplusplus
 }
 #endif

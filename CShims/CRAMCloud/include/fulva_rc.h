@@ -68,6 +68,8 @@ struct fulva_rc_api {
     __typeof__(fulva_admin_tablet_owner) *tabletOwner;
     __typeof__(fulva_admin_start_migration) *startMigration;
     __typeof__(fulva_admin_migration_status) *migrationStatus;
+    __typeof__(fulva_testing_increment_losing_reply) *incrementLosingReply;
+    __typeof__(fulva_testing_retry_increment) *retryIncrement;
 };
 
 /*
