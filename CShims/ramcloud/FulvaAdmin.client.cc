@@ -11,72 +11,13 @@
  * cluster that runs over DPDK.
  */
 
-#include <cstdio>
-#include <exception>
-
-#include "ClientException.h"
 #include "ObjectFinder.h"
 #include "PerfStats.h"
-#include "RamCloud.h"
 #include "ServerId.h"
-#include "fulva.h"
+#include "fulva/FulvaClient.h"
 
-/*
- * CRamCloud.cc defines struct rc_client with the RamCloud pointer as its
- * first member and no virtual functions (a standard-layout class), so a
- * pointer to it is also a pointer to that member. CRamCloud.h offers no
- * accessor, and this is the one place that relies on the layout.
- */
-struct rc_client;
-
-namespace {
-
-RAMCloud::RamCloud*
-ramcloudOf(struct rc_client* client)
-{
-    return *reinterpret_cast<RAMCloud::RamCloud**>(client);
-}
-
-/// Writes a message into the caller's buffer, always terminated.
-void
-report(char* error, size_t errorLength, const char* what)
-{
-    if (error != NULL && errorLength > 0)
-        snprintf(error, errorLength, "%s", what);
-}
-
-/**
- * Runs one administrative call and turns every exception into a status:
- * nothing may unwind into C or Swift callers.
- */
-template<typename Call>
-int
-guarded(struct rc_client* client, char* error, size_t errorLength, Call call)
-{
-    if (client == NULL || ramcloudOf(client) == NULL) {
-        report(error, errorLength, "no RAMCloud client");
-        return FULVA_ERROR_INVALID_ARGUMENT;
-    }
-    try {
-        call(*ramcloudOf(client));
-        report(error, errorLength, "");
-        return FULVA_OK;
-    } catch (RAMCloud::ClientException& e) {
-        report(error, errorLength, e.str().c_str());
-        return static_cast<int>(e.status);
-    } catch (RAMCloud::Exception& e) {
-        report(error, errorLength, e.str().c_str());
-        return FULVA_ERROR_UNAVAILABLE;
-    } catch (std::exception& e) {
-        report(error, errorLength, e.what());
-        return FULVA_ERROR_INTERNAL;
-    } catch (...) {
-        report(error, errorLength, "unknown C++ exception");
-        return FULVA_ERROR_INTERNAL;
-    }
-}
-
-} // namespace
+using RAMCloud::FulvaClient::guarded;
+using RAMCloud::FulvaClient::report;
 
 extern "C" uint32_t
 fulva_abi_version(void)
@@ -97,6 +38,7 @@ fulva_admin_migrate_tablet(struct rc_client* client, uint64_t tableId,
                    [&](RAMCloud::RamCloud& ramcloud) {
         ramcloud.migrateTablet(tableId, firstKeyHash, lastKeyHash,
                                RAMCloud::ServerId(newOwner));
+        return FULVA_OK;
     });
 }
 
@@ -112,6 +54,7 @@ fulva_admin_split_tablet(struct rc_client* client, const char* table,
     return guarded(client, error, errorLength,
                    [&](RAMCloud::RamCloud& ramcloud) {
         ramcloud.splitTablet(table, splitKeyHash);
+        return FULVA_OK;
     });
 }
 
@@ -162,6 +105,7 @@ fulva_admin_server_counters(struct rc_client* client,
             c->dpdkPacketsReceived = s.dpdkPacketsReceived;
             c->dpdkPacketsSent = s.dpdkPacketsSent;
         }
+        return FULVA_OK;
     });
 }
 
@@ -183,5 +127,6 @@ fulva_admin_tablet_owner(struct rc_client* client, uint64_t tableId,
         finder->flush(tableId);
         *serverId = finder->lookupTablet(tableId, keyHash)->tablet.serverId
                 .getId();
+        return FULVA_OK;
     });
 }

@@ -15,28 +15,13 @@
 #include "ServerList.pb.h"
 #include "TransportManager.h"
 #include "WireFormat.h"
-#include "fulva.h"
-
-struct rc_client;
+#include "fulva/FulvaClient.h"
 
 namespace RAMCloud {
 
 namespace {
 
-RamCloud*
-ramcloudOf(struct rc_client* client)
-{
-    // See FulvaAdmin.client.cc: the RamCloud pointer is the first member of
-    // CRamCloud's standard-layout struct rc_client.
-    return *reinterpret_cast<RamCloud**>(client);
-}
-
-void
-report(char* error, size_t errorLength, const string& what)
-{
-    if (error != NULL && errorLength > 0)
-        snprintf(error, errorLength, "%s", what.c_str());
-}
+using FulvaClient::report;
 
 /// A session to a server named by id (the coordinator's server list).
 Transport::SessionRef
@@ -71,34 +56,11 @@ class ControlRpc : public RpcWrapper {
     DISALLOW_COPY_AND_ASSIGN(ControlRpc);
 };
 
-template<typename Call>
-int
-guarded(struct rc_client* client, char* error, size_t errorLength, Call call)
-{
-    if (client == NULL || ramcloudOf(client) == NULL) {
-        report(error, errorLength, "no RAMCloud client");
-        return FULVA_ERROR_INVALID_ARGUMENT;
-    }
-    try {
-        return call(ramcloudOf(client)->clientContext);
-    } catch (ClientException& e) {
-        report(error, errorLength, e.status == STATUS_SERVER_NOT_UP
-               ? "the destination is not a live server of the cluster"
-               : e.str());
-        return static_cast<int>(e.status);
-    } catch (Exception& e) {
-        report(error, errorLength, e.str());
-        return FULVA_ERROR_UNAVAILABLE;
-    } catch (std::exception& e) {
-        report(error, errorLength, e.what());
-        return FULVA_ERROR_INTERNAL;
-    }
-}
-
 } // namespace
 } // namespace RAMCloud
 
 using namespace RAMCloud; // NOLINT
+using RAMCloud::FulvaClient::guarded;
 
 extern "C" int
 fulva_admin_start_migration(struct rc_client* client,
@@ -109,7 +71,8 @@ fulva_admin_start_migration(struct rc_client* client,
         report(error, errorLength, "no migration request");
         return FULVA_ERROR_INVALID_ARGUMENT;
     }
-    return guarded(client, error, errorLength, [&](Context* context) {
+    return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
+        Context* context = ramcloud.clientContext;
         ControlRpc<WireFormat::FulvaMigrate> rpc(context,
                 sessionTo(context, request->destination));
         memcpy(&rpc.header()->migration, request, sizeof(*request));
@@ -135,7 +98,8 @@ fulva_admin_migration_status(struct rc_client* client, uint64_t destination,
         report(error, errorLength, "no output for the status");
         return FULVA_ERROR_INVALID_ARGUMENT;
     }
-    return guarded(client, error, errorLength, [&](Context* context) {
+    return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
+        Context* context = ramcloud.clientContext;
         ControlRpc<WireFormat::FulvaStatus> rpc(context,
                 sessionTo(context, destination));
         rpc.header()->migrationId = migrationId;

@@ -118,6 +118,7 @@ class FulvaHost {
     std::shared_ptr<Target> findTarget(uint64_t tableId, uint64_t keyHash);
     std::shared_ptr<Target> findTarget(uint64_t migrationId);
     bool replayObject(Target* target, Object& object);
+    void forgetTarget(uint64_t migrationId);
     void installCompletionRecord(const std::string& entry);
     void raiseSafeVersion(uint64_t minimum);
     uint64_t highestVersionIn(const fulva_tablet& tablet);

@@ -42,6 +42,29 @@ report(char* error, size_t errorLength, const string& what)
         snprintf(error, errorLength, "%s", what.c_str());
 }
 
+/**
+ * Runs one host operation for the plugin: every RAMCloud exception becomes
+ * a status and a message, since nothing may unwind into Swift.
+ */
+template<typename Body>
+int
+guarded(char* error, size_t errorLength, Body body)
+{
+    try {
+        return body();
+    } catch (ServerNotUpException& e) {
+        report(error, errorLength, "a server this step needs is not up: " +
+               e.str());
+        return FULVA_ERROR_UNAVAILABLE;
+    } catch (ClientException& e) {
+        report(error, errorLength, e.str());
+        return static_cast<int>(e.status);
+    } catch (Exception& e) {
+        report(error, errorLength, e.str());
+        return FULVA_ERROR_INTERNAL;
+    }
+}
+
 /// A key as the per-migration sets store it (the table is the migration's).
 string
 keyString(Key& key)
@@ -829,6 +852,21 @@ FulvaHost::noteRemoved(Key& key, uint64_t version)
     known = std::max(known, version);
 }
 
+/// The migration no longer needs per-request checks here (finished, or
+/// undone before the coordinator mapped the tablet here).
+void
+FulvaHost::forgetTarget(uint64_t migrationId)
+{
+    SpinLock::Guard guard(lock);
+    size_t before = targets.size();
+    targets.erase(std::remove_if(targets.begin(), targets.end(),
+            [migrationId](std::shared_ptr<Target>& target) {
+                return target->request.migrationId == migrationId;
+            }), targets.end());
+    targetCount -= static_cast<int>(before - targets.size());
+    incoming.erase(migrationId);
+}
+
 void
 FulvaHost::installCompletionRecord(const string& entry)
 {
@@ -876,7 +914,7 @@ FulvaHost::opPrepareSource(void* context,
                            size_t errorLength)
 {
     FulvaHost* host = static_cast<FulvaHost*>(context);
-    try {
+    return guarded(error, errorLength, [&]() -> int {
         FulvaPrepareRpc rpc(host->context, ServerId(request->source),
                             *request);
         if (!waitPolitely(&rpc, RPC_TIMEOUT_SECONDS)) {
@@ -919,17 +957,7 @@ FulvaHost::opPrepareSource(void* context,
         SpinLock::Guard guard(host->lock);
         host->incoming[request->migrationId] = arrived;
         return FULVA_OK;
-    } catch (ServerNotUpException& e) {
-        report(error, errorLength, format("the source %s is not up",
-               ServerId(request->source).toString().c_str()));
-        return FULVA_ERROR_UNAVAILABLE;
-    } catch (ClientException& e) {
-        report(error, errorLength, e.str());
-        return static_cast<int>(e.status);
-    } catch (Exception& e) {
-        report(error, errorLength, e.str());
-        return FULVA_ERROR_INTERNAL;
-    }
+    });
 }
 
 int
@@ -940,7 +968,7 @@ FulvaHost::opTakeOwnership(void* context,
 {
     FulvaHost* host = static_cast<FulvaHost*>(context);
     const fulva_tablet& t = request->tablet;
-    try {
+    return guarded(error, errorLength, [&]() -> int {
         Incoming arrived;
         {
             SpinLock::Guard guard(host->lock);
@@ -988,13 +1016,7 @@ FulvaHost::opTakeOwnership(void* context,
                 prepared->completionRecords, prepared->bucketCount,
                 prepared->partitions);
         return FULVA_OK;
-    } catch (ClientException& e) {
-        report(error, errorLength, e.str());
-        return static_cast<int>(e.status);
-    } catch (Exception& e) {
-        report(error, errorLength, e.str());
-        return FULVA_ERROR_INTERNAL;
-    }
+    });
 }
 
 int
@@ -1098,15 +1120,7 @@ FulvaHost::opFinish(void* context, const fulva_migration_request* request,
         report(error, errorLength, "the tablet is no longer migrating here");
         return FULVA_ERROR_INTERNAL;
     }
-    {
-        SpinLock::Guard guard(host->lock);
-        host->targets.erase(std::remove_if(host->targets.begin(),
-                host->targets.end(), [request](std::shared_ptr<Target>& x) {
-                    return x->request.migrationId == request->migrationId;
-                }), host->targets.end());
-        host->incoming.erase(request->migrationId);
-    }
-    host->targetCount--;
+    host->forgetTarget(request->migrationId);
     try {
         FulvaDropRpc rpc(host->context, ServerId(request->source),
                          request->migrationId, t, false);
@@ -1148,17 +1162,8 @@ FulvaHost::opAbandon(void* context, const fulva_migration_request* request,
     if (state.tabletAdded) {
         host->master->tabletManager.deleteTablet(t.tableId, t.firstKeyHash,
                                                  t.lastKeyHash);
-        SpinLock::Guard guard(host->lock);
-        host->targets.erase(std::remove_if(host->targets.begin(),
-                host->targets.end(), [request](std::shared_ptr<Target>& x) {
-                    return x->request.migrationId == request->migrationId;
-                }), host->targets.end());
-        host->targetCount--;
     }
-    {
-        SpinLock::Guard guard(host->lock);
-        host->incoming.erase(request->migrationId);
-    }
+    host->forgetTarget(request->migrationId);
     try {
         FulvaDropRpc rpc(host->context, ServerId(request->source),
                          request->migrationId, t, true);

@@ -11,19 +11,10 @@
 #include "Dispatch.h"
 #include "ObjectFinder.h"
 #include "RamCloud.h"
-#include "fulva.h"
-
-struct rc_client;
+#include "fulva/FulvaClient.h"
 
 namespace RAMCloud {
 namespace {
-
-RamCloud*
-ramcloudOf(struct rc_client* client)
-{
-    // See FulvaAdmin.client.cc.
-    return *reinterpret_cast<RamCloud**>(client);
-}
 
 /**
  * An INCREMENT whose first reply is thrown away, as if the network had
@@ -60,17 +51,12 @@ class LostReplyIncrement : public IncrementInt64Rpc {
     DISALLOW_COPY_AND_ASSIGN(LostReplyIncrement);
 };
 
-void
-report(char* error, size_t errorLength, const string& what)
-{
-    if (error != NULL && errorLength > 0)
-        snprintf(error, errorLength, "%s", what.c_str());
-}
-
 } // namespace
 } // namespace RAMCloud
 
 using RAMCloud::LostReplyIncrement;
+using RAMCloud::FulvaClient::ramcloudOf;
+using RAMCloud::FulvaClient::report;
 
 extern "C" int
 fulva_testing_increment_losing_reply(struct rc_client* client,
@@ -80,21 +66,21 @@ fulva_testing_increment_losing_reply(struct rc_client* client,
                                      size_t errorLength)
 {
     if (client == NULL || key == NULL || handle == NULL) {
-        RAMCloud::report(error, errorLength, "missing argument");
+        report(error, errorLength, "missing argument");
         return FULVA_ERROR_INVALID_ARGUMENT;
     }
     try {
         LostReplyIncrement* rpc = new LostReplyIncrement(
-                RAMCloud::ramcloudOf(client), tableId, key, keyLength, delta);
+                ramcloudOf(client), tableId, key, keyLength, delta);
         if (!rpc->dropReply(10.0)) {
             delete rpc;
-            RAMCloud::report(error, errorLength, "no reply within 10 s");
+            report(error, errorLength, "no reply within 10 s");
             return FULVA_ERROR_UNAVAILABLE;
         }
         *handle = rpc;
         return FULVA_OK;
     } catch (RAMCloud::Exception& e) {
-        RAMCloud::report(error, errorLength, e.str());
+        report(error, errorLength, e.str());
         return FULVA_ERROR_INTERNAL;
     }
 }
@@ -105,7 +91,7 @@ fulva_testing_retry_increment(struct rc_client* client, void* handle,
                               size_t errorLength)
 {
     if (client == NULL || handle == NULL || newValue == NULL) {
-        RAMCloud::report(error, errorLength, "missing argument");
+        report(error, errorLength, "missing argument");
         return FULVA_ERROR_INVALID_ARGUMENT;
     }
     LostReplyIncrement* rpc = static_cast<LostReplyIncrement*>(handle);
@@ -116,11 +102,11 @@ fulva_testing_retry_increment(struct rc_client* client, void* handle,
         return FULVA_OK;
     } catch (RAMCloud::ClientException& e) {
         delete rpc;
-        RAMCloud::report(error, errorLength, e.str());
+        report(error, errorLength, e.str());
         return static_cast<int>(e.status);
     } catch (RAMCloud::Exception& e) {
         delete rpc;
-        RAMCloud::report(error, errorLength, e.str());
+        report(error, errorLength, e.str());
         return FULVA_ERROR_INTERNAL;
     }
 }
