@@ -68,14 +68,14 @@ let package = Package(
         .executableTarget(
             name: "fulva-workload",
             dependencies: [
-                "FulvaRAMCloud",
+                "FulvaCore", "FulvaRAMCloud",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
         .testTarget(name: "FulvaCoreTests", dependencies: ["FulvaCore"]),
         .testTarget(name: "FulvaServerTests", dependencies: ["FulvaServer", "FulvaCore"]),
         .testTarget(name: "FulvaZooKeeperTests", dependencies: ["FulvaZooKeeper", "FulvaServer", "FulvaCore"]),
-        .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck"]),
+        .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck", "FulvaCore"]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
         .testTarget(name: "ClusterIntegrationTests",

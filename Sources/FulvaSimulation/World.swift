@@ -1,21 +1,6 @@
 import FulvaCore
 import HeapModule
 
-/// A seeded generator (SplitMix64): the same seed gives the same run.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-    public mutating func between(_ lo: Int64, _ hi: Int64) -> Int64 { Int64.random(in: lo...hi, using: &self) }
-}
-
 /// Faults the network injects, per message.
 public struct NetworkFaults: Hashable, Sendable {
     /// One-way delay, uniform in this range (nanoseconds).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FulvaCore
 import FulvaRAMCloud
 import Histogram
 
@@ -170,7 +171,7 @@ struct Run: ParsableCommand {
             }
         }
 
-        var random = SplitMix(seed: seed)
+        var random = SeededRandom(seed: seed)
         let totalWeight = weights.map(\.1).reduce(0, +)
         var all = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         var byKind: [OperationKind: Histogram<UInt64>] = [:]
@@ -332,18 +333,5 @@ struct Counters: ParsableCommand {
     func run() throws {
         let client = try connection.connect()
         try printJSON(try client.serverCounters())
-    }
-}
-
-/// A small seeded generator, so a run can be repeated.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

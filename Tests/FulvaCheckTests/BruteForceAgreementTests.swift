@@ -1,4 +1,5 @@
 @testable import FulvaCheck
+import FulvaCore
 import Foundation
 import Testing
 
@@ -37,7 +38,7 @@ import Testing
     }
 
     /// An output near `output`, to turn a valid history into a dubious one.
-    static func perturb(_ output: RecordedOutput?, _ random: inout SplitMix64) -> RecordedOutput? {
+    static func perturb(_ output: RecordedOutput?, _ random: inout SeededRandom) -> RecordedOutput? {
         func nudge(_ x: UInt64) -> UInt64 { Bool.random(using: &random) ? x + 1 : max(1, x) - 1 }
         let reasons: [RecordedRejection] = [.objectDoesntExist, .objectExists, .wrongVersion]
         switch (output, Int.random(in: 0..<4, using: &random)) {
@@ -61,7 +62,7 @@ import Testing
         let environment = ProcessInfo.processInfo.environment
         let iterations = Int(environment["FULVA_BRUTE_FORCE_ITERATIONS"] ?? "") ?? 3_000
         let maxOperations = min(60, Int(environment["FULVA_BRUTE_FORCE_MAX_OPERATIONS"] ?? "") ?? 14)
-        var random = SplitMix64(seed: 2024)
+        var random = SeededRandom(seed: 2024)
         var agreed = (linearizable: 0, not: 0)
         for seed in 0..<iterations {
             let count = Int.random(in: 2...maxOperations, using: &random)

@@ -1,4 +1,5 @@
 import FulvaCheck
+import FulvaCore
 import Foundation
 import Testing
 
@@ -9,13 +10,13 @@ import Testing
 struct ReferenceWorkload {
     struct Object { var value: Int64; var version: UInt64 }
 
-    var random: SplitMix64
+    var random: SeededRandom
     var objects: [String: Object] = [:]
     /// Highest version each key ever had: RAMCloud never reuses one.
     var lastVersion: [String: UInt64] = [:]
     var nextValue: Int64 = 1_000
 
-    init(seed: UInt64) { random = SplitMix64(seed: seed) }
+    init(seed: UInt64) { random = SeededRandom(seed: seed) }
 
     /// A version above every earlier one of `key`, sometimes well above (as
     /// after a migration raised the destination's version floor).

@@ -1,4 +1,5 @@
 import FulvaCheck
+import FulvaCore
 
 /// Shorthand for hand-written histories: `op(3, .read, .absent, 10, 20)`.
 /// A nil output (no reply) gets no completion time worth mentioning.
@@ -34,16 +35,3 @@ func checkKey(_ ops: [RecordedOperation], initial: RecordedInitialObject? = nil)
     LinearizabilityChecker.checkKey("k", operations: ops, initial: initial)
 }
 
-/// SplitMix64: small, fast, and the same sequence on every platform, unlike
-/// the system generator.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

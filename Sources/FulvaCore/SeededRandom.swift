@@ -1,0 +1,16 @@
+/// SeededRandom: a small, fast generator that gives the same sequence for a
+/// seed on every platform (unlike the system generator), so simulations,
+/// workloads and tests can be replayed from their seed.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
+    public mutating func between(_ lo: Int64, _ hi: Int64) -> Int64 { Int64.random(in: lo...hi, using: &self) }
+}
