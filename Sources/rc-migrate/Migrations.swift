@@ -159,6 +159,9 @@ struct Start: ParsableCommand {
             throw ValidationError("unknown strategy '\(strategy)' (fulva, rocksteady or source)")
         }
         guard firstHash <= lastHash else { throw ValidationError("--first-hash is above --last-hash") }
+        // ZooKeeper first: it answers within a timeout, where a RAMCloud
+        // client would wait for an unreachable cluster forever.
+        let store = chosen == .source ? nil : try connection.records()
         let client = try connection.connect()
         let tableID: UInt64
         do { tableID = try client.tableID(table) } catch {
@@ -173,6 +176,9 @@ struct Start: ParsableCommand {
             throw fail("cannot find the owner of key hash 0x\(String(firstHash, radix: 16)) of \(table): \(error)")
         }
         guard source != to else { throw fail("server \(to) already owns that range: source and destination are the same") }
+        if let live = try? client.serverCounters().map(\.serverID), !live.contains(to) {
+            throw fail("server \(to) is not a live master of the cluster (live: \(live.map(String.init).joined(separator: ", ")))")
+        }
         if let lastOwner = try? client.owner(table: tableID, keyHash: lastHash), lastOwner != source {
             throw fail("the range is not owned by a single master (servers \(source) and \(lastOwner) own parts of it); migrate each part")
         }
@@ -187,7 +193,7 @@ struct Start: ParsableCommand {
         }
         // The record first (its id comes from ZooKeeper's counter), then the
         // destination; a refusal is written into the record.
-        let store = try connection.records()
+        guard let store else { throw fail("no migration records") }
         var request = MigrationRequest(id: MigrationID(0), tablet: tablet, source: ServerID(source),
                                        destination: ServerID(to), strategy: chosen, partitions: partitions)
         let now = Int64(Date().timeIntervalSince1970 * 1000)

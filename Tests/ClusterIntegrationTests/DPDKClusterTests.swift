@@ -25,16 +25,20 @@ enum DPDKBuild {
 /// A client program run against a cluster the way `rc-migrate cluster exec`
 /// runs it (in its own namespace over dpdk), bounded in time.
 struct ClientProgram {
-    static let workload: String? = {
+    static let workload: String? = tool("fulva-workload")
+    static let rcMigrate: String? = tool("rc-migrate")
+
+    /// One of the package's executables, built next to the tests.
+    static func tool(_ name: String) -> String? {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [directory, directory.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("fulva-workload").path
+            let path = candidate.appendingPathComponent(name).path
             if FileManager.default.isExecutableFile(atPath: path) { return path }
         }
         let build = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/release/fulva-workload").path
+            .deletingLastPathComponent().appendingPathComponent(".build/release/" + name).path
         return FileManager.default.isExecutableFile(atPath: build) ? build : nil
-    }()
+    }
 
     let process: Process
     let output: String

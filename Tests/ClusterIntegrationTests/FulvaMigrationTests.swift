@@ -237,4 +237,89 @@ struct FulvaMigrationTests {
             #expect(answered == 105 && value == 105, "the retry was answered from the handed-over record")
         }
     }
+
+    /// Runs rc-migrate, bounded in time; returns its exit status, stdout and stderr.
+    static func rcMigrate(_ arguments: [String], timeout: Double = 120) throws -> (status: Int32, out: String, err: String) {
+        let program = try #require(ClientProgram.rcMigrate, "rc-migrate is not built next to the tests")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        let base = NSTemporaryDirectory() + "rc-migrate-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        defer { for ext in [".out", ".err"] { try? FileManager.default.removeItem(atPath: base + ext) } }
+        process.standardOutput = FileHandle(forWritingAtPath: base + ".out")
+        process.standardError = FileHandle(forWritingAtPath: base + ".err")
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            Issue.record("rc-migrate \(arguments) overran \(Int(timeout)) s")
+        }
+        process.waitUntilExit()
+        let err = ((try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
+            .split(separator: "\n").filter { !$0.contains("ZOO_") && !$0.isEmpty }.joined(separator: "\n")
+        return (process.terminationStatus, (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "", err)
+    }
+
+    /// rc-migrate drives and watches a migration of half a table, and
+    /// refuses bad requests with a clear error and nothing changed.
+    @Test func rcMigrateStartsWatchesAndRefuses() throws {
+        let directory = NSTemporaryDirectory() + "fulva-cli-\(getpid())"
+        let launcher = ClusterLauncher(directory: directory, home: Build.home)
+        _ = try? launcher.down()
+        let watchdog = Watchdog(seconds: 300, what: "rcMigrateStartsWatchesAndRefuses", launcher: launcher)
+        defer {
+            withExtendedLifetime(watchdog) {}
+            _ = try? launcher.down()
+        }
+        let state = try launcher.up(Self.spec()) { print("cluster: \($0)") }
+        _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "cli"], timeout: 120)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try client.tableID("cli")
+        let source = try client.owner(table: table, keyHash: 0)
+        let other = try #require(try Self.masters(client).first { $0 != source })
+        let storage = ["--storage", state.externalStorage]
+        let half = "0x7fffffffffffffff"
+
+        let started = try Self.rcMigrate(["start", "--table", "cli", "--last-hash", half, "--to", String(other),
+                                          "--wait", "--json"] + storage)
+        #expect(started.status == 0, "rc-migrate start: \(started.err)")
+        #expect(started.out.contains("\"phase\":\"done\""), "the result: \(started.out)")
+        #expect(started.err.contains("\"phase\":\"moving\"") || started.err.contains("\"phase\":\"done\""),
+                "progress as JSON lines on stderr")
+        #expect(try client.owner(table: table, keyHash: 0) == other)
+        #expect(try client.owner(table: table, keyHash: 1 << 63) == source, "only the range moved")
+
+        let listed = try Self.rcMigrate(["status", "--json"] + storage)
+        #expect(listed.status == 0 && listed.out.contains("\"phase\":\"done\"") && listed.out.contains("\"lastKeyHash\":\(Int64.max)"),
+                "status lists the record: \(listed.out) \(listed.err)")
+
+        // Bad input: a clear error, exit status 1, and the tablet map as it was.
+        let owners = { () throws -> [UInt64] in try [0, 1 << 62, 1 << 63, .max].map { try client.owner(table: table, keyHash: $0) } }
+        let before = try owners()
+        let bad: [([String], String)] = [
+            (["start", "--table", "nosuch", "--to", String(other)], "unknown table"),
+            (["start", "--table", "cli", "--last-hash", half, "--to", String(other)], "source and destination are the same"),
+            (["start", "--table", "cli", "--to", String(source)], "not owned by a single master"),
+            (["start", "--table", "cli", "--first-hash", "0x8000000000000000", "--to", "999"], "not a live"),
+        ]
+        for (arguments, message) in bad {
+            let result = try Self.rcMigrate(arguments + storage)
+            #expect(result.status == 1 && result.err.contains(message), "\(arguments): \(result.status) \(result.err)")
+        }
+        #expect(try owners() == before, "nothing changed")
+        let records = try Self.rcMigrate(["status", "--json"] + storage)
+        #expect(records.out.split(separator: "\n").count == 1, "no record was written for a refused request: \(records.out)")
+
+        // A ZooKeeper that does not answer: an error within the timeout.
+        let clock = Date()
+        let unreachable = try Self.rcMigrate(["start", "--table", "cli", "--to", "1", "--storage", "zk:127.0.0.1:9"], timeout: 60)
+        #expect(unreachable.status == 1 && unreachable.err.contains("did not answer"), "\(unreachable.err)")
+        #expect(Date().timeIntervalSince(clock) < 30)
+    }
 }
