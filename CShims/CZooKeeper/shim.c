@@ -20,12 +20,13 @@ static void ignoreEvents(zhandle_t *zh, int type, int state, const char *path,
 }
 
 struct fulva_zk *fulva_zk_open(const char *hosts, int timeoutMillis,
-                               char *error, size_t errorLength)
+                               int sessionTimeoutMillis, char *error,
+                               size_t errorLength)
 {
     /* The client library logs every connection at INFO on stderr. */
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
     zhandle_t *handle = zookeeper_init(hosts, ignoreEvents,
-                                       timeoutMillis < 4000 ? 4000 : timeoutMillis,
+                                       sessionTimeoutMillis < 4000 ? 4000 : sessionTimeoutMillis,
                                        NULL, NULL, 0);
     if (handle == NULL) {
         snprintf(error, errorLength, "cannot start a ZooKeeper client for %s", hosts);

@@ -97,7 +97,11 @@ public final class ClusterLauncher {
     var stateFile: String { directory + "/cluster.json" }
 
     public init(directory: String, home: RAMCloudHome = RAMCloudHome()) {
-        self.directory = (directory as NSString).standardizingPath
+        // Absolute: processes that enter a network namespace must find
+        // their files wherever they run.
+        let absolute = directory.hasPrefix("/") ? directory
+            : FileManager.default.currentDirectoryPath + "/" + directory
+        self.directory = (absolute as NSString).standardizingPath
         self.home = home
     }
 
@@ -143,7 +147,16 @@ public final class ClusterLauncher {
         for (port, isUDP) in ports where Processes.portInUse(port, udp: isUDP) {
             throw ClusterError("port \(port) on 127.0.0.1 is already in use (choose others with --base-port / --zookeeper-port)")
         }
+        // A new cluster: ZooKeeper starts empty (the coordinator resets its
+        // own state anyway; migration records of an older cluster would
+        // name tablets that no longer exist).
+        try? FileManager.default.removeItem(atPath: directory + "/zookeeper")
         try FileManager.default.createDirectory(atPath: directory + "/zookeeper", withIntermediateDirectories: true)
+        // Fresh logs: readiness is read from them, and a line left by an
+        // earlier cluster in this directory must not count.
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasSuffix(".log") {
+            try? FileManager.default.removeItem(atPath: directory + "/" + file)
+        }
 
         var network: DPDKNetwork? = nil
         if spec.transport == .dpdk {
@@ -284,7 +297,8 @@ public final class ClusterLauncher {
         while Date() < deadline {
             if ready() { return }
             guard Processes.isRunning(process.pid, program: process.program) else {
-                throw ClusterError("\(name) (pid \(process.pid)) exited while starting; last lines of \(process.log):\n"
+                let ending = Processes.endings[process.pid].map { " (\($0))" } ?? ""
+                throw ClusterError("\(name) (pid \(process.pid)) exited while starting\(ending); last lines of \(process.log):\n"
                     + Processes.tail(process.log))
             }
             usleep(100_000)

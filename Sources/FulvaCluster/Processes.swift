@@ -39,11 +39,18 @@ enum Processes {
         return pid
     }
 
+    /// How reaped children ended ("exit status 1", "signal 9"), for messages.
+    nonisolated(unsafe) static var endings: [pid_t: String] = [:]
+
     /// The command line of a running pid, or nil when it is gone (zombies
     /// of our own children are reaped here).
     static func commandLine(_ pid: pid_t) -> [String]? {
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { return nil }
+        if waitpid(pid, &status, WNOHANG) == pid {
+            let signal = status & 0x7f
+            endings[pid] = signal == 0 ? "exit status \((status >> 8) & 0xff)" : "signal \(signal)"
+            return nil
+        }
         guard kill(pid, 0) == 0 || errno == EPERM,
               let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }
         if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -54,11 +61,27 @@ enum Processes {
     }
 
     /// Whether `pid` still runs the program of `arguments` (not a reused pid).
+    /// A process in the middle of execve() (ip netns exec becoming the
+    /// program) briefly shows an empty command line: it counts as running.
     static func isRunning(_ pid: pid_t, program: String) -> Bool {
-        guard let command = commandLine(pid), let first = command.first else { return false }
+        guard let command = commandLine(pid) else {
+            return endings[pid] == nil && isAliveWithoutCommandLine(pid)
+        }
+        guard let first = command.first else { return true }
         let name = (program as NSString).lastPathComponent
         return first == program || (first as NSString).lastPathComponent == name
             || command.contains { ($0 as NSString).lastPathComponent == name }
+    }
+
+    /// A live, non-zombie pid whose command line cannot be read right now.
+    static func isAliveWithoutCommandLine(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM,
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        // Fields after the command name: state, ppid, ... A kernel thread
+        // (child of kthreadd, pid 2) has no command line either: not ours.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && fields[0] != "Z" && fields[1] != "2"
     }
 
     /// SIGTERM, then SIGKILL after `grace` seconds; returns once it is gone.

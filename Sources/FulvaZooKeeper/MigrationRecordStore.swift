@@ -1,4 +1,7 @@
 import CZooKeeper
+#if canImport(Glibc)
+import Glibc
+#endif
 import FulvaCore
 
 /// A ZooKeeper failure: ZooKeeper's code and what was being done.
@@ -11,24 +14,54 @@ public struct ZooKeeperError: Error, Hashable, Sendable, CustomStringConvertible
     public var isMissing: Bool { code == Int32(FULVA_ZK_NO_NODE) }
 }
 
-/// One ZooKeeper session (libzookeeper_mt). Calls block until ZooKeeper
-/// answers or the session times out.
+/// One ZooKeeper session (libzookeeper_mt), opened again when it expires
+/// (a process starved of CPU for longer than the session timeout loses
+/// it). Calls block until ZooKeeper answers or the session times out.
 public final class ZooKeeper: @unchecked Sendable {
-    let handle: OpaquePointer
+    private var handle: OpaquePointer
+    private var mutex = pthread_mutex_t()
     public let hosts: String
+    let connectTimeoutMillis: Int32
+    let sessionTimeoutMillis: Int32
 
     /// `locator` is "host:port[,...]" or RAMCloud's "zk:host:port".
-    public init(locator: String, timeoutMillis: Int32 = 5000) throws(ZooKeeperError) {
+    public init(locator: String, timeoutMillis: Int32 = 5000, sessionTimeoutMillis: Int32 = 30_000) throws(ZooKeeperError) {
         hosts = locator.hasPrefix("zk:") ? String(locator.dropFirst(3)) : locator
+        connectTimeoutMillis = timeoutMillis
+        self.sessionTimeoutMillis = sessionTimeoutMillis
+        handle = try Self.open(hosts, timeoutMillis, sessionTimeoutMillis)
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit {
+        fulva_zk_close(handle)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    private static func open(_ hosts: String, _ connect: Int32, _ session: Int32) throws(ZooKeeperError) -> OpaquePointer {
         var error = [CChar](repeating: 0, count: 256)
-        guard let handle = fulva_zk_open(hosts, timeoutMillis, &error, error.count) else {
+        guard let handle = fulva_zk_open(hosts, connect, session, &error, error.count) else {
             throw ZooKeeperError(code: Int32(FULVA_ZK_CONNECTION_LOSS),
                                  message: error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
-        self.handle = handle
+        return handle
     }
 
-    deinit { fulva_zk_close(handle) }
+    /// Runs one call; once more on a fresh session if the session expired.
+    private func call(_ body: (OpaquePointer) -> Int32) throws(ZooKeeperError) -> Int32 {
+        pthread_mutex_lock(&mutex)
+        let current = handle
+        pthread_mutex_unlock(&mutex)
+        let code = body(current)
+        guard code == Int32(FULVA_ZK_SESSION_EXPIRED) else { return code }
+        let fresh = try Self.open(hosts, connectTimeoutMillis, sessionTimeoutMillis)
+        pthread_mutex_lock(&mutex)
+        let stale = handle
+        handle = fresh
+        pthread_mutex_unlock(&mutex)
+        if stale == current { fulva_zk_close(stale) }
+        return body(fresh)
+    }
 
     private func check(_ code: Int32, _ what: @autoclosure () -> String) throws(ZooKeeperError) {
         guard code == Int32(FULVA_ZK_OK) else {
@@ -40,8 +73,10 @@ public final class ZooKeeper: @unchecked Sendable {
     @discardableResult
     public func create(_ path: String, data: [UInt8] = [], sequential: Bool = false) throws(ZooKeeperError) -> String {
         var created = [CChar](repeating: 0, count: 512)
-        let code = data.withUnsafeBytes {
-            fulva_zk_create(handle, path, $0.baseAddress, Int32($0.count), sequential ? 1 : 0, &created, Int32(created.count))
+        let code = try call { handle in
+            data.withUnsafeBytes {
+                fulva_zk_create(handle, path, $0.baseAddress, Int32($0.count), sequential ? 1 : 0, &created, Int32(created.count))
+            }
         }
         try check(code, "create \(path)")
         return created.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -53,7 +88,7 @@ public final class ZooKeeper: @unchecked Sendable {
         for part in path.split(separator: "/") {
             prefix += "/" + part
             var created = [CChar](repeating: 0, count: 512)
-            let code = fulva_zk_create(handle, prefix, nil, -1, 0, &created, Int32(created.count))
+            let code = try call { fulva_zk_create($0, prefix, nil, -1, 0, &created, Int32(created.count)) }
             if code != Int32(FULVA_ZK_NODE_EXISTS) { try check(code, "create \(prefix)") }
         }
     }
@@ -63,7 +98,10 @@ public final class ZooKeeper: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var length = Int32(buffer.count)
         var version: Int32 = 0
-        let code = buffer.withUnsafeMutableBytes { fulva_zk_get(handle, path, $0.baseAddress, &length, &version) }
+        let code = try call { handle in
+            length = Int32(buffer.count)
+            return buffer.withUnsafeMutableBytes { fulva_zk_get(handle, path, $0.baseAddress, &length, &version) }
+        }
         if code == Int32(FULVA_ZK_NO_NODE) { return nil }
         try check(code, "read \(path)")
         return (Array(buffer.prefix(Int(max(length, 0)))), version)
@@ -73,20 +111,22 @@ public final class ZooKeeper: @unchecked Sendable {
     @discardableResult
     public func set(_ path: String, data: [UInt8], expectedVersion: Int32) throws(ZooKeeperError) -> Int32 {
         var newVersion: Int32 = 0
-        let code = data.withUnsafeBytes {
-            fulva_zk_set(handle, path, $0.baseAddress, Int32($0.count), expectedVersion, &newVersion)
+        let code = try call { handle in
+            data.withUnsafeBytes {
+                fulva_zk_set(handle, path, $0.baseAddress, Int32($0.count), expectedVersion, &newVersion)
+            }
         }
         try check(code, "write \(path) at version \(expectedVersion)")
         return newVersion
     }
 
     public func delete(_ path: String, expectedVersion: Int32 = -1) throws(ZooKeeperError) {
-        try check(fulva_zk_delete(handle, path, expectedVersion), "delete \(path)")
+        try check(try call { fulva_zk_delete($0, path, expectedVersion) }, "delete \(path)")
     }
 
     public func children(_ path: String) throws(ZooKeeperError) -> [String] {
         var names = [CChar](repeating: 0, count: 1 << 20)
-        let code = fulva_zk_children(handle, path, &names, Int32(names.count))
+        let code = try call { fulva_zk_children($0, path, &names, Int32(names.count)) }
         if code == Int32(FULVA_ZK_NO_NODE) { return [] }
         try check(code, "list \(path)")
         return names.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.split(separator: "\n").map(String.init)

@@ -13,7 +13,7 @@ struct FulvaWorkload: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fulva-workload",
         abstract: "Fill, load, migrate and inspect a RAMCloud cluster from one client.",
-        subcommands: [Fill.self, Run.self, Migrate.self, Counters.self])
+        subcommands: [Fill.self, Run.self, Migrate.self, Counters.self, Owner.self])
 }
 
 struct Connection: ParsableArguments {
@@ -324,6 +324,19 @@ func parseHash(_ text: String) throws -> UInt64 {
     let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
     guard let value else { throw ValidationError("'\(text)' is not a key hash (decimal or 0x hex)") }
     return value
+}
+
+struct Owner: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the table's owner (of key hash 0) and the other live masters, as JSON.")
+    @OptionGroup var connection: Connection
+
+    func run() throws {
+        let client = try connection.connect()
+        let owner = try client.owner(table: try client.tableID(connection.table), keyHash: 0)
+        let others = try client.serverCounters().map(\.serverID).filter { $0 != owner }.sorted()
+        print("{\"owner\":\(owner),\"others\":[\(others.map(String.init).joined(separator: ","))]}")
+    }
 }
 
 struct Counters: ParsableCommand {

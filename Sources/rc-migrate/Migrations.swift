@@ -76,8 +76,9 @@ func parseKeyHash(_ text: String) throws -> UInt64 {
 /// Prints progress of a running migration: a bar on a terminal, JSON lines
 /// with --json, on stderr; returns the final record.
 func followMigration(_ store: MigrationRecordStore, id: MigrationID, json: Bool,
-                     timeout: Double) throws -> MigrationRecord {
+                     timeout: Double, client: RAMCloudClient? = nil) throws -> MigrationRecord {
     let deadline = Date().addingTimeInterval(timeout)
+    var lagSince: Date?
     let terminal = isatty(STDERR_FILENO) == 1 && !json
     var last: MigrationRecord?
     while true {
@@ -101,6 +102,17 @@ func followMigration(_ store: MigrationRecordStore, id: MigrationID, json: Bool,
             FileHandle.standardError.write(Data("rc-migrate: \(id): \(record.phase)\n".utf8))
         }
         last = record
+        // The destination writes the record; if it could not (ZooKeeper
+        // unreachable from it), its own view is the truth: report that.
+        if !record.phase.isTerminal, let client,
+           let live = try? client.migrationStatus(destination: record.destination, id: id), live.phase.isTerminal {
+            if lagSince == nil { lagSince = Date() }
+            if Date().timeIntervalSince(lagSince!) > 5 {
+                FileHandle.standardError.write(Data("rc-migrate: \(id): the record in ZooKeeper still says \(record.phase); the destination says \(live.phase)\n".utf8))
+                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                return live
+            }
+        }
         if record.phase.isTerminal {
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
             return record
@@ -218,7 +230,7 @@ struct Start: ParsableCommand {
         }
         let record: MigrationRecord
         do {
-            record = try followMigration(store, id: id, json: json, timeout: timeout)
+            record = try followMigration(store, id: id, json: json, timeout: timeout, client: client)
         } catch let timedOut as TimedOut {
             print(json ? recordJSON(timedOut.record) : "\(id.rawValue) \(timedOut.record.phase)")
             throw ExitCode(3)

@@ -21,14 +21,17 @@ enum {
     FULVA_ZK_OPERATION_TIMEOUT = -7,
     FULVA_ZK_NO_NODE = -101,
     FULVA_ZK_BAD_VERSION = -103,
-    FULVA_ZK_NODE_EXISTS = -110
+    FULVA_ZK_NODE_EXISTS = -110,
+    FULVA_ZK_SESSION_EXPIRED = -112
 };
 
 /* Connects to `hosts` ("host:port[,host:port]") and waits until the
- * session is established, at most timeoutMillis; NULL with a message in
- * `error` otherwise. */
-struct fulva_zk *fulva_zk_open(const char *hosts, int timeoutMillis,
-                               char *error, size_t errorLength);
+ * session is established, at most connectTimeoutMillis; NULL with a
+ * message in `error` otherwise. The session lives sessionTimeoutMillis
+ * without contact (the server may cap it). */
+struct fulva_zk *fulva_zk_open(const char *hosts, int connectTimeoutMillis,
+                               int sessionTimeoutMillis, char *error,
+                               size_t errorLength);
 void fulva_zk_close(struct fulva_zk *zk);
 
 /* Creates a persistent node. With `sequential`, ZooKeeper appends a
