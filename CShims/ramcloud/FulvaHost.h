@@ -104,6 +104,8 @@ class FulvaHost {
         std::unordered_map<std::string, uint64_t> removed;
         /// Keys a priority pull found absent at the source.
         std::unordered_set<std::string> fetchedAbsent;
+        /// Priority pulls made for requests that reached keys not yet here.
+        std::atomic<uint64_t> priorityPulls;
         DISALLOW_COPY_AND_ASSIGN(Target);
     };
 

@@ -197,6 +197,7 @@ FulvaHost::Target::Target(const fulva_migration_request& request,
     , mutex()
     , removed()
     , fetchedAbsent()
+    , priorityPulls(0)
 {
     for (uint32_t p = 0; p < partitions; p++)
         watermarks[p].store(layout.firstBucket(p));
@@ -797,6 +798,7 @@ FulvaHost::fetchIfUnknown(Key& key)
     FulvaPriorityPullRpc rpc(context, ServerId(target->request.source),
                              target->request.migrationId, key);
     rpc.wait();
+    target->priorityPulls++;
     Buffer* reply = rpc.reply();
     const WireFormat::FulvaPriorityPull::Response* respHdr =
             reply->getStart<WireFormat::FulvaPriorityPull::Response>();
@@ -1119,6 +1121,13 @@ FulvaHost::opFinish(void* context, const fulva_migration_request* request,
             TabletManager::NORMAL)) {
         report(error, errorLength, "the tablet is no longer migrating here");
         return FULVA_ERROR_INTERNAL;
+    }
+    std::shared_ptr<Target> target = host->findTarget(request->migrationId);
+    if (target) {
+        std::lock_guard<std::mutex> guard(target->mutex);
+        LOG(NOTICE, "Fulva: migration %lu finished here: %lu priority pulls, "
+                "%lu keys removed during the move", request->migrationId,
+                target->priorityPulls.load(), target->removed.size());
     }
     host->forgetTarget(request->migrationId);
     try {
