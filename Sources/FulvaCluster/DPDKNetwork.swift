@@ -220,20 +220,46 @@ public enum HostCommand {
 
     @discardableResult
     public static func run(_ arguments: [String], timeout: Double = 20) throws -> String {
+        let outcome = try execute(arguments, timeout: timeout)
+        let text = outcome.output + outcome.errorOutput
+        guard outcome.status == 0 else {
+            throw ClusterError("\(arguments.joined(separator: " ")) failed (exit \(outcome.status)): "
+                + text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return text
+    }
+
+    /// How a program ended and what it printed on stdout and stderr.
+    public struct Outcome: Sendable {
+        public var status: Int32
+        public var output: String
+        public var errorOutput: String
+    }
+
+    /// Runs a program to its end, at most `timeout` seconds (then kills it
+    /// and throws); a non-zero exit status is returned, not thrown.
+    public static func execute(_ arguments: [String], timeout: Double = 20) throws -> Outcome {
         if tracing { FileHandle.standardError.write(Data(("+ " + arguments.joined(separator: " ") + "\n").utf8)) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
-        // Output goes to a file: a pipe nobody reads while waiting could fill
-        // up and block the tool.
-        let outputPath = NSTemporaryDirectory() + "fulva-host-command-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil),
-              let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw ClusterError("cannot create \(outputPath)")
+        // Output goes to files: a pipe nobody reads while waiting could fill
+        // up and block the program.
+        let base = NSTemporaryDirectory() + "fulva-host-command-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        var handles: [FileHandle] = []
+        for path in [base + ".out", base + ".err"] {
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: path) else {
+                throw ClusterError("cannot create \(path)")
+            }
+            handles.append(handle)
         }
-        defer { try? output.close(); try? FileManager.default.removeItem(atPath: outputPath) }
-        process.standardOutput = output
-        process.standardError = output
+        defer {
+            for handle in handles { try? handle.close() }
+            for path in [base + ".out", base + ".err"] { try? FileManager.default.removeItem(atPath: path) }
+        }
+        process.standardOutput = handles[0]
+        process.standardError = handles[1]
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
@@ -244,12 +270,7 @@ public enum HostCommand {
             throw ClusterError("\(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
         }
         process.waitUntilExit()
-        let data = FileManager.default.contents(atPath: outputPath) ?? Data()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw ClusterError("\(arguments.joined(separator: " ")) failed (exit \(process.terminationStatus)): "
-                + text.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-        return text
+        let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+        return Outcome(status: process.terminationStatus, output: read(base + ".out"), errorOutput: read(base + ".err"))
     }
 }

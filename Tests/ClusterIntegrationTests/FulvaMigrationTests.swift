@@ -249,28 +249,10 @@ struct FulvaMigrationTests {
     /// Runs rc-migrate, bounded in time; returns its exit status, stdout and stderr.
     static func rcMigrate(_ arguments: [String], timeout: Double = 120) throws -> (status: Int32, out: String, err: String) {
         let program = try #require(ClientProgram.rcMigrate, "rc-migrate is not built next to the tests")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let base = NSTemporaryDirectory() + "rc-migrate-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        FileManager.default.createFile(atPath: base + ".err", contents: nil)
-        defer { for ext in [".out", ".err"] { try? FileManager.default.removeItem(atPath: base + ext) } }
-        process.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-        process.standardError = FileHandle(forWritingAtPath: base + ".err")
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            Issue.record("rc-migrate \(arguments) overran \(Int(timeout)) s")
-        }
-        process.waitUntilExit()
-        let err = ((try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
-            .split(separator: "\n").filter { !$0.contains("ZOO_") && !$0.isEmpty }.joined(separator: "\n")
-        return (process.terminationStatus, (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "", err)
+        let outcome = try HostCommand.execute([program] + arguments, timeout: timeout)
+        let err = outcome.errorOutput.split(separator: "\n").filter { !$0.contains("ZOO_") && !$0.isEmpty }
+            .joined(separator: "\n")
+        return (outcome.status, outcome.output, err)
     }
 
     /// rc-migrate drives and watches a migration of half a table, and
