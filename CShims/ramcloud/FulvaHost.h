@@ -72,7 +72,7 @@ class FulvaHost {
     {
         return targetCount.load(std::memory_order_relaxed) != 0;
     }
-    void fetchIfUnknown(Key& key);
+    void fetchIfUnknown(Key& key, Fulva::RequestKind kind);
     uint64_t versionFloor(Key& key);
     uint64_t removedVersion(Key& key);
     void noteRemoved(Key& key, uint64_t version);

@@ -765,35 +765,48 @@ FulvaHost::replayObject(Target* target, Object& object)
 }
 
 /**
- * Before a request on a key of a tablet migrating here: if this master
- * cannot yet tell the key's state (not below its watermark, no entry here,
- * not fetched or removed here), fetch the key from the source now (a
- * priority pull) and install it. Blocks the calling worker thread for one
- * round trip; called without any bucket lock held.
+ * Before a request on a key of a tablet migrating here: the shared rules
+ * (FulvaRules.h, FulvaCore's DestinationMigration) say whether this master
+ * knows the key's state (below its watermark, an entry here, or fetched or
+ * removed here) and, if not, whether the request must fetch the key from
+ * the source first (a priority pull), which this does. Blocks the calling
+ * worker thread for one round trip; called without any bucket lock held.
+ *
+ * Reads come from clients that cannot yet read from both servers, so they
+ * are admitted by the rocksteady rule (fetch, then answer) rather than
+ * answered "not yet moved".
  */
 void
-FulvaHost::fetchIfUnknown(Key& key)
+FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
 {
     std::shared_ptr<Target> target = findTarget(key.getTableId(),
                                                 key.getHash());
     if (!target)
         return;
     ObjectManager& om = master->objectManager;
+    bool covered;
+    Fulva::Entry local = Fulva::Entry::NONE;
     {
         ObjectManager::HashTableBucketLock bucketLock(om, key);
         TabletManager::Tablet tablet;
         if (!master->tabletManager.getTablet(key, &tablet) ||
                 tablet.state != TabletManager::FULVA_TARGET)
             return;
-        if (target->isCovered(key.getHash()))
-            return;
+        // The watermark before the lookup, under the bucket lock that replay
+        // also takes: a racing replay cannot turn a miss into "known".
+        covered = target->isCovered(key.getHash());
         LogEntryType type;
         Buffer buffer;
         if (om.lookup(bucketLock, key, type, buffer))
-            return;
+            local = type == LOG_ENTRY_TYPE_OBJ ? Fulva::Entry::OBJECT
+                                               : Fulva::Entry::TOMBSTONE;
     }
     string name = keyString(key);
-    if (target->knows(name))
+    bool known = Fulva::knowsKey(local, covered, target->knows(name));
+    Fulva::Admission admission = Fulva::admit(kind, Fulva::Phase::MOVING,
+            kind == Fulva::RequestKind::READ, known);
+    if (admission != Fulva::Admission::PRIORITY_FETCH_FIRST &&
+            admission != Fulva::Admission::RETRY_AFTER_PRIORITY_FETCH)
         return;
     FulvaPriorityPullRpc rpc(context, ServerId(target->request.source),
                              target->request.migrationId, key);

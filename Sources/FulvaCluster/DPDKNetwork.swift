@@ -204,7 +204,7 @@ public struct DPDKNetwork: Codable, Sendable, Equatable {
     }
 }
 
-/// The one place the launcher runs host tools (ip, tc): synchronous,
+/// The one place the launcher runs host tools (ip, nft): synchronous,
 /// bounded in time, and failing with the tool's own message.
 public enum HostCommand {
     /// Every command run, when tracing is on (FULVA_TRACE_HOST_COMMANDS=1).

@@ -27,6 +27,34 @@ final class Watchdog {
     deinit { item.cancel() }
 }
 
+/// A cluster for one test, watched by a watchdog and stopped by `stop()`
+/// (call it in a defer). Its directory is named after its ports, so a
+/// cluster that a killed test run left on those ports is stopped first.
+final class TestCluster {
+    let launcher: ClusterLauncher
+    let state: ClusterState
+    let watchdog: Watchdog
+
+    init(_ spec: ClusterSpec, seconds: Double, what: String) throws {
+        launcher = ClusterLauncher(directory: NSTemporaryDirectory() + "fulva-test-cluster-\(spec.basePort)",
+                                   home: Build.home)
+        _ = try? launcher.down()
+        watchdog = Watchdog(seconds: seconds, what: what, launcher: launcher)
+        do {
+            state = try launcher.up(spec) { print("cluster: \($0)") }
+        } catch {
+            _ = try? launcher.down()
+            watchdog.item.cancel()
+            throw error
+        }
+    }
+
+    func stop() {
+        _ = try? launcher.down()
+        watchdog.item.cancel()
+    }
+}
+
 enum Build {
     static let home = RAMCloudHome()
     static let missing: String? = home.missing

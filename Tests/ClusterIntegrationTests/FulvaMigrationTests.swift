@@ -58,15 +58,9 @@ struct FulvaMigrationTests {
     /// all its keys; afterwards every key reads back as the client last
     /// wrote it, the destination owns the table and the source dropped it.
     @Test func tabletMigratesUnderACheckedWorkload() throws {
-        let directory = NSTemporaryDirectory() + "fulva-migration-\(getpid())"
-        let launcher = ClusterLauncher(directory: directory, home: Build.home)
-        _ = try? launcher.down()
-        let watchdog = Watchdog(seconds: 540, what: "tabletMigratesUnderACheckedWorkload", launcher: launcher)
-        defer {
-            withExtendedLifetime(watchdog) {}
-            _ = try? launcher.down()
-        }
-        let state = try launcher.up(Self.spec()) { print("cluster: \($0)") }
+        let cluster = try TestCluster(Self.spec(), seconds: 540, what: "tabletMigratesUnderACheckedWorkload")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
         // Each master loads the plugin once enlisted.
         for name in ["master1", "master2"] {
             let path = try #require(state.process(name)).log
@@ -161,19 +155,13 @@ struct FulvaMigrationTests {
     @Test func readsOfTabletsThatDoNotMigrateCarryNoExtraBytes() throws {
         var perRead: [Bool: (received: Double, sent: Double)] = [:]
         for plugin in [false, true] {
-            let directory = NSTemporaryDirectory() + "fulva-bytes-\(plugin)-\(getpid())"
-            let launcher = ClusterLauncher(directory: directory, home: Build.home)
-            _ = try? launcher.down()
-            let watchdog = Watchdog(seconds: 240, what: "readsOfTabletsThatDoNotMigrateCarryNoExtraBytes", launcher: launcher)
-            defer {
-                withExtendedLifetime(watchdog) {}
-                _ = try? launcher.down()
-            }
             var spec = Self.spec()
             spec.fulvaPlugin = plugin
             // TcpTransport counts the bytes it moves (RAMCloud's UDP driver does not).
             spec.transport = .tcp
-            let state = try launcher.up(spec) { print("cluster: \($0)") }
+            let cluster = try TestCluster(spec, seconds: 240, what: "readsOfTabletsThatDoNotMigrateCarryNoExtraBytes")
+            defer { cluster.stop() }
+            let (launcher, state) = (cluster.launcher, cluster.state)
             _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "1000", "--table", "quiet"], timeout: 120)
             let library = try RAMCloudLibrary(path: Build.home.library)
             let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
@@ -204,17 +192,11 @@ struct FulvaMigrationTests {
     /// simulation also re-introduces), the same steps apply it twice.
     @Test(arguments: [false, true])
     func aRetriedIncrementIsAppliedOnce(handOverDisabled: Bool) throws {
-        let directory = NSTemporaryDirectory() + "fulva-rifl-\(handOverDisabled)-\(getpid())"
-        let launcher = ClusterLauncher(directory: directory, home: Build.home)
-        _ = try? launcher.down()
-        let watchdog = Watchdog(seconds: 240, what: "aRetriedIncrementIsAppliedOnce", launcher: launcher)
-        defer {
-            withExtendedLifetime(watchdog) {}
-            _ = try? launcher.down()
-        }
         var spec = Self.spec()
         if handOverDisabled { spec.masterEnvironment["FULVA_FAULTS"] = "completionRecordsNotHandedOver" }
-        let state = try launcher.up(spec) { print("cluster: \($0)") }
+        let cluster = try TestCluster(spec, seconds: 240, what: "aRetriedIncrementIsAppliedOnce")
+        defer { cluster.stop() }
+        let state = cluster.state
         let library = try RAMCloudLibrary(path: Build.home.library)
         let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let table = try client.createTable("counters")
@@ -258,15 +240,9 @@ struct FulvaMigrationTests {
     /// rc-migrate drives and watches a migration of half a table, and
     /// refuses bad requests with a clear error and nothing changed.
     @Test func rcMigrateStartsWatchesAndRefuses() throws {
-        let directory = NSTemporaryDirectory() + "fulva-cli-\(getpid())"
-        let launcher = ClusterLauncher(directory: directory, home: Build.home)
-        _ = try? launcher.down()
-        let watchdog = Watchdog(seconds: 300, what: "rcMigrateStartsWatchesAndRefuses", launcher: launcher)
-        defer {
-            withExtendedLifetime(watchdog) {}
-            _ = try? launcher.down()
-        }
-        let state = try launcher.up(Self.spec()) { print("cluster: \($0)") }
+        let cluster = try TestCluster(Self.spec(), seconds: 300, what: "rcMigrateStartsWatchesAndRefuses")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
         _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "cli"], timeout: 120)
         let library = try RAMCloudLibrary(path: Build.home.library)
         let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
