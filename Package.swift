@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -79,6 +80,7 @@ let package = Package(
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
         .testTarget(name: "ClusterIntegrationTests",
-                    dependencies: ["FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "fulva-workload"]),
+                    dependencies: ["FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "FulvaCheck", "fulva-workload",
+                                   .product(name: "Atomics", package: "swift-atomics")]),
     ]
 )

@@ -19,3 +19,10 @@ _Static_assert(sizeof(struct fulva_pull_request) == 24, "bump FULVA_ABI_VERSION"
 _Static_assert(sizeof(struct fulva_pull_reply) == 24, "bump FULVA_ABI_VERSION");
 _Static_assert(sizeof(struct fulva_migration_status) == 56 + 8 + 7 * 8 + 8 + 160,
                "bump FULVA_ABI_VERSION");
+
+_Static_assert(sizeof(struct fulva_reject_rules) == 16, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_client_operation) == 88, "bump FULVA_ABI_VERSION");
+_Static_assert(offsetof(struct fulva_client_operation, valueBuffer) == 72,
+               "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_client_outcome) == 32 + FULVA_TAG_CAPACITY,
+               "bump FULVA_ABI_VERSION");

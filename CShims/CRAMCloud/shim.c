@@ -50,6 +50,9 @@ int fulva_rc_load(const char *path, struct fulva_rc_api *api, char *error,
         {"fulva_admin_migration_status", (void **)&api->migrationStatus, 0},
         {"fulva_testing_increment_losing_reply", (void **)&api->incrementLosingReply, 0},
         {"fulva_testing_retry_increment", (void **)&api->retryIncrement, 0},
+        {"fulva_client_execute", (void **)&api->execute, 0},
+        {"fulva_key_hash", (void **)&api->keyHash, 0},
+        {"fulva_admin_count_objects", (void **)&api->countObjects, 0},
         /* RAMCloud::statusToString(Status), a C++ symbol. */
         {"_ZN8RAMCloud14statusToStringENS_6StatusE", (void **)&statusToString, 0},
     };

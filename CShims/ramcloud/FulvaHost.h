@@ -3,8 +3,9 @@
  * FulvaHost: Fulva inside a RAMCloud master. It loads the Swift plugin
  * (the migration manager), gives it the host operations of fulva.h, serves
  * Fulva's RPCs (the source's side of Prepare, pulls, priority pulls, drop;
- * the destination's start and status), and answers the per-request checks
- * that ObjectManager makes on a tablet in a Fulva state.
+ * the destination's start and status; the opt-in read of protocol clients,
+ * with its migration tag), and answers the per-request checks that
+ * ObjectManager makes on a tablet in a Fulva state.
  *
  * A master without the plugin (FULVA_PLUGIN unset) behaves as stock
  * RAMCloud: no tablet ever enters a Fulva state, and the only cost on the
@@ -63,6 +64,9 @@ class FulvaHost {
     void drop(const WireFormat::FulvaDrop::Request* reqHdr,
               WireFormat::FulvaDrop::Response* respHdr,
               Service::Rpc* rpc);
+    void read(const WireFormat::FulvaRead::Request* reqHdr,
+              WireFormat::FulvaRead::Response* respHdr,
+              Service::Rpc* rpc);
 
     // Per-request checks, called by ObjectManager on worker threads.
 
@@ -76,6 +80,7 @@ class FulvaHost {
     uint64_t versionFloor(Key& key);
     uint64_t removedVersion(Key& key);
     void noteRemoved(Key& key, uint64_t version);
+    void retryIfArriving(Key& key);
 
   PRIVATE:
     /// A migration into this master: what the per-request checks read.
@@ -106,12 +111,24 @@ class FulvaHost {
         std::unordered_set<std::string> fetchedAbsent;
         /// Priority pulls made for requests that reached keys not yet here.
         std::atomic<uint64_t> priorityPulls;
+        /// Bumped whenever a watermark rises: a client that names the
+        /// current epoch in its read has every watermark already.
+        std::atomic<uint32_t> epoch;
         DISALLOW_COPY_AND_ASSIGN(Target);
     };
 
-    /// What the destination learned in Prepare, kept until ownership.
+    /// A migration out of this master, from Prepare until the drop: what
+    /// the source's reply tags name.
+    struct Source {
+        fulva_migration_request request;
+        uint64_t bucketCount;
+    };
+
+    /// A migration into this master from the moment it sends Prepare:
+    /// what the source handed over, kept until ownership.
     struct Incoming {
-        Incoming() : records(), owned(false), tabletAdded(false) {}
+        Incoming() : tablet(), records(), owned(false), tabletAdded(false) {}
+        fulva_tablet tablet;
         std::vector<std::string> records;
         bool owned;
         bool tabletAdded;
@@ -119,6 +136,10 @@ class FulvaHost {
 
     std::shared_ptr<Target> findTarget(uint64_t tableId, uint64_t keyHash);
     std::shared_ptr<Target> findTarget(uint64_t migrationId);
+    bool findSource(uint64_t tableId, uint64_t keyHash, Source* source);
+    string tagFor(const Source& source, uint64_t hintMigration);
+    string tagFor(Target* target, uint64_t hintMigration,
+                  uint32_t hintEpoch);
     bool replayObject(Target* target, Object& object);
     void forgetTarget(uint64_t migrationId);
     void installCompletionRecord(const std::string& entry);
@@ -163,9 +184,10 @@ class FulvaHost {
                                uint64_t, uint64_t, uint64_t*, char*, size_t);
     int (*pluginSourceEnd)(void*, uint64_t);
 
-    /// Protects targets and incoming.
+    /// Protects targets, incoming and sources.
     SpinLock lock;
     std::vector<std::shared_ptr<Target>> targets;
+    std::vector<Source> sources;
     std::unordered_map<uint64_t, Incoming> incoming;
     std::atomic<int> targetCount;
     /// Kept alive for ops.externalStorage and ops.clusterName.

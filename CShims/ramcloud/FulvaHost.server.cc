@@ -76,6 +76,10 @@ keyString(Key& key)
 /// How long a driver thread waits for one RPC to another master.
 const double RPC_TIMEOUT_SECONDS = 30.0;
 
+/// Partitions a tag reports (MigrationRequest.maxPartitions: the most a
+/// migration may have).
+const uint32_t MAX_TAG_PARTITIONS = 256;
+
 /**
  * Waits for an RPC from a thread that is neither the dispatch thread nor a
  * worker (the plugin's driver thread), without spinning a core: checks
@@ -198,6 +202,7 @@ FulvaHost::Target::Target(const fulva_migration_request& request,
     , removed()
     , fetchedAbsent()
     , priorityPulls(0)
+    , epoch(1)
 {
     for (uint32_t p = 0; p < partitions; p++)
         watermarks[p].store(layout.firstBucket(p));
@@ -233,6 +238,7 @@ FulvaHost::FulvaHost(Context* context, MasterService* master)
     , pluginSourceEnd(NULL)
     , lock("FulvaHost::lock")
     , targets()
+    , sources()
     , incoming()
     , targetCount(0)
     , externalStorage()
@@ -566,6 +572,11 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
             tablets.changeState(t.tableId, t.firstKeyHash, t.lastKeyHash,
                     TabletManager::FULVA_SOURCE, TabletManager::NORMAL);
         } else {
+            {
+                SpinLock::Guard guard(lock);
+                sources.push_back(Source{request,
+                        master->objectManager.objectMap.getNumBuckets()});
+            }
             LOG(NOTICE, "Fulva: migration %lu: tablet [0x%lx, 0x%lx] of table "
                     "%lu frozen here for %lu; version bound %lu, %u "
                     "completion records", request.migrationId,
@@ -590,9 +601,9 @@ FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
     fulva_tablet t;
     memcpy(&t, &reqHdr->tablet, sizeof(t));
     TabletManager::Tablet tablet;
-    if (!master->tabletManager.getTablet(t.tableId, t.firstKeyHash,
-            t.lastKeyHash, &tablet) ||
-            tablet.state != TabletManager::FULVA_SOURCE) {
+    if (reqHdr->migrationId != 0 && (!master->tabletManager.getTablet(
+            t.tableId, t.firstKeyHash, t.lastKeyHash, &tablet) ||
+            tablet.state != TabletManager::FULVA_SOURCE)) {
         respHdr->common.status = STATUS_UNKNOWN_TABLET;
         return;
     }
@@ -694,8 +705,214 @@ FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
                     t.firstKeyHash, t.lastKeyHash, t.tableId);
         }
     }
+    {
+        SpinLock::Guard guard(lock);
+        sources.erase(std::remove_if(sources.begin(), sources.end(),
+                [reqHdr](const Source& source) {
+                    return source.request.migrationId == reqHdr->migrationId;
+                }), sources.end());
+    }
     if (plugin != NULL)
         pluginSourceEnd(plugin, reqHdr->migrationId);
+}
+
+bool
+FulvaHost::findSource(uint64_t tableId, uint64_t keyHash, Source* source)
+{
+    SpinLock::Guard guard(lock);
+    for (const Source& candidate : sources) {
+        const fulva_tablet& t = candidate.request.tablet;
+        if (t.tableId == tableId && keyHash >= t.firstKeyHash &&
+                keyHash <= t.lastKeyHash) {
+            *source = candidate;
+            return true;
+        }
+    }
+    return false;
+}
+
+// MARK: the opt-in read of protocol clients
+
+namespace {
+
+/// FulvaCore's strategy codes in a tag.
+uint8_t
+strategyCode(uint32_t strategy)
+{
+    return strategy == FULVA_STRATEGY_ROCKSTEADY ? 2 : 1;
+}
+
+} // namespace
+
+/// The source's tag: the client learns who moves what from it (once), and
+/// that this answer comes from a frozen copy.
+string
+FulvaHost::tagFor(const Source& source, uint64_t hintMigration)
+{
+    const fulva_migration_request& r = source.request;
+    Fulva::Tag tag = {};
+    tag.role = Fulva::Role::SOURCE;
+    tag.migration = r.migrationId;
+    // The identity needs the layout, which needs the partition count the
+    // destination chose (it sends it in Prepare).
+    tag.withIdentity = hintMigration != r.migrationId && r.partitions > 0;
+    tag.source = r.source;
+    tag.destination = r.destination;
+    tag.strategyCode = strategyCode(r.strategy);
+    tag.tableId = r.tablet.tableId;
+    tag.firstKeyHash = r.tablet.firstKeyHash;
+    tag.lastKeyHash = r.tablet.lastKeyHash;
+    tag.layout = Fulva::Layout{source.bucketCount,
+            static_cast<uint32_t>(std::min<uint64_t>(r.partitions,
+                                                     source.bucketCount))};
+    return Fulva::encodeTag(tag);
+}
+
+/// The destination's tag: the identity for a client new to the migration,
+/// and every watermark when the client's epoch is behind.
+string
+FulvaHost::tagFor(Target* target, uint64_t hintMigration, uint32_t hintEpoch)
+{
+    const fulva_migration_request& r = target->request;
+    bool newClient = hintMigration != r.migrationId;
+    Fulva::Tag tag = {};
+    tag.role = Fulva::Role::DESTINATION;
+    tag.migration = r.migrationId;
+    // The epoch first, then the watermarks: those sent are at least as new
+    // as the epoch says.
+    tag.epoch = target->epoch.load(std::memory_order_acquire);
+    tag.withIdentity = newClient || hintEpoch == 0;
+    tag.source = r.source;
+    tag.destination = r.destination;
+    tag.strategyCode = strategyCode(r.strategy);
+    tag.tableId = r.tablet.tableId;
+    tag.firstKeyHash = r.tablet.firstKeyHash;
+    tag.lastKeyHash = r.tablet.lastKeyHash;
+    tag.layout = target->layout;
+    uint64_t marks[MAX_TAG_PARTITIONS];
+    if (newClient || hintEpoch < tag.epoch) {
+        tag.watermarkCount = std::min<uint32_t>(target->layout.partitions,
+                                                MAX_TAG_PARTITIONS);
+        for (uint32_t p = 0; p < tag.watermarkCount; p++)
+            marks[p] = target->watermarks[p].load(std::memory_order_acquire);
+        tag.watermarks = marks;
+    }
+    return Fulva::encodeTag(tag);
+}
+
+/**
+ * FULVA_READ: what this master knows of one key, with the migration tag a
+ * protocol client needs. Unlike a stock READ it never fetches: at the
+ * destination a key that is neither here nor covered by a watermark is
+ * answered "not yet moved", and the client reads the source at once.
+ */
+void
+FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
+                WireFormat::FulvaRead::Response* respHdr,
+                Service::Rpc* rpc)
+{
+    const void* keyBytes = rpc->requestPayload->getRange(sizeof32(*reqHdr),
+            reqHdr->keyLength);
+    if (keyBytes == NULL) {
+        respHdr->common.status = STATUS_REQUEST_FORMAT_ERROR;
+        return;
+    }
+    Key key(reqHdr->tableId, keyBytes, reqHdr->keyLength);
+    std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                key.getHash());
+    ObjectManager& om = master->objectManager;
+    Fulva::Entry local = Fulva::Entry::NONE;
+    uint64_t version = 0;
+    bool covered = false;
+    bool fetchedAbsent = false;
+    TabletManager::Tablet tablet;
+    uint32_t valueLength = 0;
+    {
+        ObjectManager::HashTableBucketLock bucketLock(om, key);
+        if (!master->tabletManager.getTablet(key, &tablet)) {
+            retryIfArriving(key);
+            respHdr->common.status = STATUS_UNKNOWN_TABLET;
+            return;
+        }
+        if (tablet.state == TabletManager::LOCKED_FOR_MIGRATION) {
+            respHdr->common.status = STATUS_RETRY;
+            return;
+        }
+        if (tablet.state != TabletManager::NORMAL &&
+                tablet.state != TabletManager::FULVA_SOURCE &&
+                tablet.state != TabletManager::FULVA_TARGET) {
+            respHdr->common.status = STATUS_UNKNOWN_TABLET;
+            return;
+        }
+        bool migratingHere = tablet.state == TabletManager::FULVA_TARGET &&
+                target;
+        // The watermark before the lookup, under the bucket lock that replay
+        // also takes: a racing replay cannot turn a miss into "absent".
+        if (migratingHere)
+            covered = target->isCovered(key.getHash());
+        LogEntryType type;
+        Buffer buffer;
+        if (om.lookup(bucketLock, key, type, buffer, &version) &&
+                type == LOG_ENTRY_TYPE_OBJ) {
+            local = Fulva::Entry::OBJECT;
+            // By reference, as a stock READ: the worker's RPC keeps the log
+            // cleaner off the entry until the reply is sent.
+            Object object(buffer);
+            valueLength = object.getValueLength();
+            object.appendValueToBuffer(rpc->replyPayload);
+        } else if (migratingHere) {
+            // Removals during the move are kept beside the hash table, and
+            // noted under this bucket lock.
+            std::lock_guard<std::mutex> guard(target->mutex);
+            string name = keyString(key);
+            auto removed = target->removed.find(name);
+            if (removed != target->removed.end()) {
+                local = Fulva::Entry::TOMBSTONE;
+                version = removed->second;
+            }
+            fetchedAbsent = target->fetchedAbsent.count(name) != 0;
+        }
+        if (!migratingHere)
+            covered = true;     // this master's copy is the whole truth
+    }
+    switch (Fulva::answerRead(local, Fulva::knowsKey(local, covered,
+                                                      fetchedAbsent))) {
+    case Fulva::ReadAnswer::OBJECT:
+        respHdr->answer = FULVA_ANSWER_OBJECT;
+        break;
+    case Fulva::ReadAnswer::TOMBSTONE:
+        respHdr->answer = FULVA_ANSWER_TOMBSTONE;
+        break;
+    case Fulva::ReadAnswer::ABSENT:
+        respHdr->answer = FULVA_ANSWER_ABSENT;
+        version = 0;
+        break;
+    case Fulva::ReadAnswer::NOT_YET_MOVED:
+    default:
+        respHdr->answer = FULVA_ANSWER_NOT_YET_MOVED;
+        version = 0;
+        break;
+    }
+    respHdr->version = version;
+    respHdr->valueLength = valueLength;
+
+    string tag;
+    Source source;
+    if (tablet.state == TabletManager::FULVA_TARGET && target) {
+        tag = tagFor(target.get(), reqHdr->hintMigration, reqHdr->hintEpoch);
+    } else if (tablet.state == TabletManager::FULVA_SOURCE &&
+            findSource(key.getTableId(), key.getHash(), &source)) {
+        tag = tagFor(source, reqHdr->hintMigration);
+    } else if (reqHdr->hintMigration != 0) {
+        // The client believes the tablet migrates; here it is an ordinary
+        // tablet: that migration is over.
+        Fulva::Tag ended = {};
+        ended.role = Fulva::Role::ENDED;
+        ended.migration = reqHdr->hintMigration;
+        tag = Fulva::encodeTag(ended);
+    }
+    respHdr->tagLength = downCast<uint16_t>(tag.size());
+    rpc->replyPayload->appendCopy(tag.data(), respHdr->tagLength);
 }
 
 // MARK: destination: replay and per-request checks
@@ -855,6 +1072,31 @@ FulvaHost::removedVersion(Key& key)
     return it == target->removed.end() ? 0 : it->second;
 }
 
+/**
+ * Called where ObjectManager is about to answer STATUS_UNKNOWN_TABLET:
+ * between Prepare and adding the tablet, the source already sends clients
+ * here, and "unknown tablet" would tell them the migration is over. Throws
+ * RetryException for a key of a tablet on its way here.
+ */
+void
+FulvaHost::retryIfArriving(Key& key)
+{
+    bool arriving = false;
+    {
+        SpinLock::Guard guard(lock);
+        for (auto& entry : incoming) {
+            const fulva_tablet& t = entry.second.tablet;
+            if (!entry.second.tabletAdded && t.tableId == key.getTableId() &&
+                    key.getHash() >= t.firstKeyHash &&
+                    key.getHash() <= t.lastKeyHash)
+                arriving = true;
+        }
+    }
+    if (arriving)
+        throw RetryException(HERE, 100, 1000,
+                "Fulva: the tablet is migrating here and not yet added");
+}
+
 void
 FulvaHost::noteRemoved(Key& key, uint64_t version)
 {
@@ -929,7 +1171,14 @@ FulvaHost::opPrepareSource(void* context,
                            size_t errorLength)
 {
     FulvaHost* host = static_cast<FulvaHost*>(context);
-    return guarded(error, errorLength, [&]() -> int {
+    // From here the source may freeze the tablet and send clients here:
+    // requests for it are answered "retry" until it is added (or the
+    // migration is abandoned), never "unknown tablet".
+    {
+        SpinLock::Guard guard(host->lock);
+        host->incoming[request->migrationId].tablet = request->tablet;
+    }
+    int status = guarded(error, errorLength, [&]() -> int {
         FulvaPrepareRpc rpc(host->context, ServerId(request->source),
                             *request);
         if (!waitPolitely(&rpc, RPC_TIMEOUT_SECONDS)) {
@@ -953,6 +1202,7 @@ FulvaHost::opPrepareSource(void* context,
             return respHdr->fulvaStatus;
         }
         Incoming arrived;
+        arrived.tablet = request->tablet;
         for (uint32_t i = 0; i < respHdr->completionRecords; i++) {
             const uint32_t* length = response->getOffset<uint32_t>(offset);
             if (length == NULL)
@@ -973,6 +1223,11 @@ FulvaHost::opPrepareSource(void* context,
         host->incoming[request->migrationId] = arrived;
         return FULVA_OK;
     });
+    if (status != FULVA_OK) {
+        SpinLock::Guard guard(host->lock);
+        host->incoming.erase(request->migrationId);
+    }
+    return status;
 }
 
 int
@@ -1120,6 +1375,8 @@ FulvaHost::opPublishWatermark(void* context, uint64_t migrationId,
             !mark.compare_exchange_weak(current, bucket,
                                         std::memory_order_release)) {
     }
+    if (current < bucket)
+        target->epoch.fetch_add(1, std::memory_order_release);
     return FULVA_OK;
 }
 

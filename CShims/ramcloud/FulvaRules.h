@@ -14,6 +14,7 @@
 #define FULVA_RULES_H
 
 #include <cstdint>
+#include <string>
 
 namespace Fulva {
 
@@ -161,6 +162,75 @@ versionBound(uint64_t safeVersion, uint64_t highestVersionInTablet)
 {
     uint64_t above = highestVersionInTablet + 1;
     return above > safeVersion ? above : safeVersion;
+}
+
+/// The role a reply tag names (FulvaCore's MigrationRole).
+enum class Role : uint8_t { SOURCE = 1, DESTINATION = 2, ENDED = 3 };
+
+/// What a reply about a migrating tablet tells the client (FulvaCore's
+/// MigrationTag). The identity and the watermarks are optional: a client
+/// that already has them is sent only what changed.
+struct Tag {
+    Role role;
+    uint64_t migration;
+    uint32_t epoch;
+    bool withIdentity;
+    uint64_t source;
+    uint64_t destination;
+    uint8_t strategyCode;       // 1 fulva, 2 rocksteady, 3 source
+    uint64_t tableId;
+    uint64_t firstKeyHash;
+    uint64_t lastKeyHash;
+    Layout layout;
+    /// Absolute bucket per partition; `watermarkCount` of them (0: none).
+    const uint64_t* watermarks;
+    uint32_t watermarkCount;
+};
+
+namespace Detail {
+template<typename T>
+inline void
+appendLittleEndian(std::string* out, T value)
+{
+    for (size_t i = 0; i < sizeof(T); i++)
+        out->push_back(static_cast<char>((static_cast<uint64_t>(value) >>
+                                          (8 * i)) & 0xff));
+}
+} // namespace Detail
+
+/// The tag's bytes, exactly as MigrationTag.encoded() writes them:
+///   u8 role | u64 migration | u32 epoch | u8 flags (bit 0: identity)
+///   [identity: u64 source | u64 destination | u8 strategy | u64 tableId |
+///    u64 firstKeyHash | u64 lastKeyHash | u32 log2(bucketCount) |
+///    u16 partitions]
+///   u16 count | count x (u16 partition | u32 bucket)
+inline std::string
+encodeTag(const Tag& tag)
+{
+    using Detail::appendLittleEndian;
+    std::string out;
+    out.reserve(64 + 6 * tag.watermarkCount);
+    appendLittleEndian(&out, static_cast<uint8_t>(tag.role));
+    appendLittleEndian(&out, tag.migration);
+    appendLittleEndian(&out, tag.epoch);
+    appendLittleEndian(&out, static_cast<uint8_t>(tag.withIdentity ? 1 : 0));
+    if (tag.withIdentity) {
+        appendLittleEndian(&out, tag.source);
+        appendLittleEndian(&out, tag.destination);
+        appendLittleEndian(&out, tag.strategyCode);
+        appendLittleEndian(&out, tag.tableId);
+        appendLittleEndian(&out, tag.firstKeyHash);
+        appendLittleEndian(&out, tag.lastKeyHash);
+        appendLittleEndian(&out, static_cast<uint32_t>(
+                __builtin_ctzll(tag.layout.bucketCount)));
+        appendLittleEndian(&out, static_cast<uint16_t>(tag.layout.partitions));
+    }
+    appendLittleEndian(&out, static_cast<uint16_t>(tag.watermarkCount));
+    for (uint32_t p = 0; p < tag.watermarkCount; p++) {
+        appendLittleEndian(&out, static_cast<uint16_t>(p));
+        appendLittleEndian(&out, static_cast<uint32_t>(tag.watermarks[p]));
+    }
+    return out;
 }
 
 } // namespace Fulva

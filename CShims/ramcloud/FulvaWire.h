@@ -72,7 +72,9 @@ struct FulvaObject {
 
 /// Destination -> source: the tablet's live objects in buckets
 /// [firstBucket, endBucket) of the source's hash table, up to maxBytes
-/// (the reply is cut only at a bucket boundary).
+/// (the reply is cut only at a bucket boundary). With migrationId 0 it is
+/// an inventory (fulva_admin_count_objects): the objects of the key range
+/// that the hash table holds, whatever the tablet's state.
 struct FulvaPull {
     static const Opcode opcode = FULVA_PULL;
     static const ServiceType service = MASTER_SERVICE;
@@ -122,6 +124,30 @@ struct FulvaDrop {
     } __attribute__((packed));
     struct Response {
         ResponseCommon common;
+    } __attribute__((packed));
+};
+
+/// Protocol client -> source or destination: the opt-in read (fulva.h's
+/// FULVA_OPERATION_READ). The key follows the request header; the value,
+/// then the tag (Fulva::encodeTag), follow the response header. The hint
+/// names the migration the client believes the tablet to be in (0: none)
+/// and the progress epoch it has seen, so the reply carries only news.
+struct FulvaRead {
+    static const Opcode opcode = FULVA_READ;
+    static const ServiceType service = MASTER_SERVICE;
+    struct Request {
+        RequestCommon common;
+        uint64_t tableId;
+        uint16_t keyLength;
+        uint64_t hintMigration;
+        uint32_t hintEpoch;
+    } __attribute__((packed));
+    struct Response {
+        ResponseCommon common;
+        uint8_t answer;             // FULVA_ANSWER_*
+        uint64_t version;
+        uint32_t valueLength;
+        uint16_t tagLength;
     } __attribute__((packed));
 };
 

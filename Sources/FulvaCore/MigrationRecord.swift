@@ -115,6 +115,10 @@ public struct MigrationRequest: Hashable, Sendable {
     /// Partitions of the source's hash table pulled in parallel; 0: the default.
     public var partitions: Int
 
+    /// The most partitions a migration may have: every reply tag can then
+    /// carry all of their watermarks (fulva.h's FULVA_TAG_CAPACITY).
+    public static let maxPartitions = 256
+
     public init(id: MigrationID, tablet: Tablet, source: ServerID, destination: ServerID,
                 strategy: Strategy = .fulva, partitions: Int = 0) {
         self.id = id

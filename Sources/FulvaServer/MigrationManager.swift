@@ -127,8 +127,8 @@ public final class MigrationManager: @unchecked Sendable {
         }
         guard request.source != request.destination else { throw .sameSourceAndDestination(request.source) }
         guard request.strategy != .source else { throw .unknownStrategy("source (RAMCloud's own migrateTablet)") }
-        guard request.partitions >= 0, request.partitions <= HashTableLayout.maxPartitions else {
-            throw .invalidRequest("partitions must be in 0...\(HashTableLayout.maxPartitions)")
+        guard request.partitions >= 0, request.partitions <= MigrationRequest.maxPartitions else {
+            throw .invalidRequest("partitions must be in 0...\(MigrationRequest.maxPartitions)")
         }
         try lock.withLock { () throws(FulvaError) in
             guard destinations[request.id] == nil else { throw .invalidRequest("\(request.id) is already known here") }

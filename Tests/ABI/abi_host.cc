@@ -372,6 +372,20 @@ number(const std::string& word)
     return strtoull(word.c_str(), NULL, 0);
 }
 
+/// A comma-separated list of numbers; "-" is the empty list.
+std::vector<uint64_t>
+numbers(const std::string& word)
+{
+    std::vector<uint64_t> list;
+    if (word == "-")
+        return list;
+    std::istringstream items(word);
+    std::string item;
+    while (std::getline(items, item, ','))
+        list.push_back(number(item));
+    return list;
+}
+
 void
 checkRules(const char* path)
 {
@@ -439,6 +453,34 @@ checkRules(const char* path)
         } else if (rule == "bound") {
             got = std::to_string(Fulva::versionBound(number(w[1]),
                                                      number(w[2])));
+        } else if (rule == "tag") {
+            Fulva::Tag tag = {};
+            tag.role = w[1] == "source" ? Fulva::Role::SOURCE :
+                    w[1] == "destination" ? Fulva::Role::DESTINATION :
+                    Fulva::Role::ENDED;
+            tag.migration = number(w[2]);
+            tag.epoch = static_cast<uint32_t>(number(w[3]));
+            std::vector<uint64_t> fields = numbers(w[4]);
+            tag.withIdentity = fields.size() == 8;
+            if (tag.withIdentity) {
+                tag.source = fields[0];
+                tag.destination = fields[1];
+                tag.strategyCode = static_cast<uint8_t>(fields[2]);
+                tag.tableId = fields[3];
+                tag.firstKeyHash = fields[4];
+                tag.lastKeyHash = fields[5];
+                tag.layout = Fulva::Layout{fields[6],
+                                           static_cast<uint32_t>(fields[7])};
+            }
+            std::vector<uint64_t> marks = numbers(w[5]);
+            tag.watermarks = marks.data();
+            tag.watermarkCount = static_cast<uint32_t>(marks.size());
+            std::string bytes = Fulva::encodeTag(tag);
+            static const char digits[] = "0123456789abcdef";
+            for (unsigned char c : bytes) {
+                got.push_back(digits[c >> 4]);
+                got.push_back(digits[c & 15]);
+            }
         } else {
             check(false, "unknown rule in: %s", line.c_str());
             continue;

@@ -62,15 +62,7 @@ struct FulvaMigrationTests {
         defer { cluster.stop() }
         let (launcher, state) = (cluster.launcher, cluster.state)
         // Each master loads the plugin once enlisted.
-        for name in ["master1", "master2"] {
-            let path = try #require(state.process(name)).log
-            var loaded = false
-            for _ in 0..<200 where !loaded {
-                loaded = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains("loaded (ABI version")
-                if !loaded { usleep(50_000) }
-            }
-            #expect(loaded, "\(name) loaded the plugin")
-        }
+        try Self.waitForPlugins(state)
 
         let fill = try ClientProgram.run(launcher, name: "client1",
                                          ["fill", "--keys", String(Self.keys), "--table", "bulk"], timeout: 300)

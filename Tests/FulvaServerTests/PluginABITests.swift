@@ -109,6 +109,25 @@ func fulvaCoreAnswer(_ c: RuleCase) throws -> String {
         return ReplayRule.replaces(entry(w[1], number(w[2]))!, over: entry(w[3], number(w[4]))) ? "yes" : "no"
     case "bound":
         return String(VersionRule.versionBound(safeVersion: number(w[1]), highestVersionInTablet: number(w[2])))
+    case "tag":
+        let role: MigrationRole = w[1] == "source" ? .source : w[1] == "destination" ? .destination : .ended
+        var identity: MigrationIdentity?
+        if w[4] != "-" {
+            let f = w[4].split(separator: ",").map { number(String($0)) }
+            let strategy: Strategy = f[2] == 1 ? .fulva : f[2] == 2 ? .rocksteady : .source
+            identity = MigrationIdentity(source: ServerID(f[0]), destination: ServerID(f[1]), strategy: strategy,
+                                         tablet: Tablet(tableID: f[3], range: try KeyHashRange(start: f[4], end: f[5])),
+                                         layout: try HashTableLayout(bucketCount: f[6], partitionCount: Int(f[7])))
+        }
+        let marks = w[5] == "-" ? [] : w[5].split(separator: ",").enumerated().map {
+            MigrationTag.WatermarkUpdate(partition: UInt16($0.offset), bucket: UInt32(number(String($0.element))))
+        }
+        let tag = MigrationTag(migration: MigrationID(number(w[2])), role: role, epoch: UInt32(number(w[3])),
+                               identity: identity, watermarks: marks)
+        let bytes = tag.encoded()
+        // What the C++ side writes, FulvaCore must read back unchanged.
+        guard try MigrationTag(decoding: bytes) == tag else { return "no round trip" }
+        return bytes.map { String(format: "%02x", $0) }.joined()
     default:
         Issue.record("unknown rule in \(c)")
         return "?"

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 4u
+#define FULVA_ABI_VERSION 5u
 
 enum {
     FULVA_OK = 0,
@@ -265,6 +265,111 @@ int fulva_testing_increment_losing_reply(struct rc_client *client,
 int fulva_testing_retry_increment(struct rc_client *client, void *handle,
                                   int64_t *newValue, char *error,
                                   size_t errorLength);
+
+/* ======================================================================
+ * Protocol clients (libramcloud side): a client that follows Fulva's
+ * client rules (FulvaCore's ClientRead and ClientWrite) addresses the
+ * source and the destination of a migration directly, one request per
+ * server, and reads the migration tags of the replies itself.
+ *
+ * Reads travel as FULVA_READ, the opt-in read: its reply says what the
+ * server knows of the key (an object, a tombstone, an authoritative miss,
+ * or "not yet moved" at a destination) and, for a tablet in migration or a
+ * migration the request names, the tag FulvaCore's MigrationTag decodes.
+ * Writes, removes and increments travel as RAMCloud's own RPCs (with a
+ * RIFL id); their replies carry no tag: a client learns of a migration
+ * from a read's tag, or from STATUS_UNKNOWN_TABLET and a fresh tablet map.
+ * ====================================================================== */
+
+enum {
+    FULVA_OPERATION_READ = 1,
+    FULVA_OPERATION_WRITE = 2,
+    FULVA_OPERATION_REMOVE = 3,
+    FULVA_OPERATION_INCREMENT = 4
+};
+
+/* What a server knows of a key (FulvaCore's LookupAnswer). */
+enum {
+    FULVA_ANSWER_NONE = 0,          /* not a read, or no answer */
+    FULVA_ANSWER_OBJECT = 1,        /* version and value follow */
+    FULVA_ANSWER_TOMBSTONE = 2,     /* removed at this version */
+    FULVA_ANSWER_ABSENT = 3,        /* authoritative: the key does not exist */
+    FULVA_ANSWER_NOT_YET_MOVED = 4  /* a destination that cannot tell yet */
+};
+
+/* Enough for any tag: 14 bytes of header, 47 of identity, 2 of count and
+ * 6 per partition of the at most 256 a migration may have. */
+#define FULVA_TAG_CAPACITY 1600u
+
+/* RAMCloud's RejectRules, field for field. */
+struct fulva_reject_rules {
+    uint64_t givenVersion;
+    uint8_t doesntExist;
+    uint8_t exists;
+    uint8_t versionLeGiven;
+    uint8_t versionNeGiven;
+    uint32_t reserved;              /* zero */
+};
+
+/* One request to one server. */
+struct fulva_client_operation {
+    uint64_t server;                /* RAMCloud ServerId to send it to */
+    uint64_t tableId;
+    const void *key;
+    uint16_t keyLength;
+    uint16_t reserved0;             /* zero */
+    uint32_t kind;                  /* FULVA_OPERATION_* */
+    const struct fulva_reject_rules *rejectRules;   /* NULL: none */
+    const void *value;              /* WRITE: the new value */
+    uint32_t valueLength;
+    uint32_t hintEpoch;             /* READ: progress epoch the client has */
+    uint64_t hintMigration;         /* READ: the migration the client knows
+                                       the tablet to be in, or 0 */
+    int64_t delta;                  /* INCREMENT */
+    void *valueBuffer;              /* READ: where the value goes */
+    uint32_t valueCapacity;
+    uint32_t reserved1;             /* zero */
+};
+
+/* The reply to one request. */
+struct fulva_client_outcome {
+    int32_t status;                 /* RAMCloud status (STATUS_OK,
+                                       STATUS_UNKNOWN_TABLET, STATUS_RETRY,
+                                       reject-rule statuses, ...), or
+                                       FULVA_ERROR_UNAVAILABLE: no reply
+                                       before the deadline */
+    uint32_t answer;                /* READ: FULVA_ANSWER_* */
+    uint64_t version;               /* object, tombstone, write, remove
+                                       (0: nothing removed), increment */
+    int64_t newValue;               /* INCREMENT */
+    uint32_t valueLength;           /* READ: the value's full length (only
+                                       valueCapacity bytes are copied) */
+    uint32_t tagLength;             /* 0: the reply carries no tag */
+    uint8_t tag[FULVA_TAG_CAPACITY];
+};
+
+/* Sends every operation at once (a dual read is two) and waits for all
+ * replies until timeoutMicros have passed; an operation without a reply
+ * by then is cancelled and reports FULVA_ERROR_UNAVAILABLE. Nothing is
+ * retried: a STATUS_UNKNOWN_TABLET or STATUS_RETRY is reported as is.
+ * Returns FULVA_OK when every outcome was filled in. */
+int fulva_client_execute(struct rc_client *client,
+                         const struct fulva_client_operation *operations,
+                         struct fulva_client_outcome *outcomes, size_t count,
+                         uint32_t timeoutMicros, char *error,
+                         size_t errorLength);
+
+/* RAMCloud's hash of a primary key (Key::getHash), which places it in a
+ * tablet and a bucket. */
+uint64_t fulva_key_hash(uint64_t tableId, const void *key,
+                        uint16_t keyLength);
+
+/* The objects of a tablet's key range that one master's hash table holds,
+ * whatever the master's tablets say (a dropped tablet should leave none). */
+int fulva_admin_count_objects(struct rc_client *client, uint64_t server,
+                              const struct fulva_tablet *tablet,
+                              uint64_t *objects, char *error,
+                              size_t errorLength);
 
 #ifdef __cplusplus
 }

@@ -70,6 +70,9 @@ struct fulva_rc_api {
     __typeof__(fulva_admin_migration_status) *migrationStatus;
     __typeof__(fulva_testing_increment_losing_reply) *incrementLosingReply;
     __typeof__(fulva_testing_retry_increment) *retryIncrement;
+    __typeof__(fulva_client_execute) *execute;
+    __typeof__(fulva_key_hash) *keyHash;
+    __typeof__(fulva_admin_count_objects) *countObjects;
 };
 
 /*

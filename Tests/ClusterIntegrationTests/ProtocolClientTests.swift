@@ -1,0 +1,290 @@
+import Atomics
+import Foundation
+import FulvaCheck
+import FulvaCluster
+import FulvaCore
+import FulvaRAMCloud
+import FulvaZooKeeper
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The operations of the clients of one run, as they complete.
+final class HistoryRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var operations: [RecordedOperation] = []
+    private var nextID = 0
+
+    func record(_ make: (Int) -> RecordedOperation) {
+        lock.lock()
+        defer { lock.unlock() }
+        operations.append(make(nextID))
+        nextID += 1
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return operations.count
+    }
+
+    var all: [RecordedOperation] {
+        lock.lock()
+        defer { lock.unlock() }
+        return operations
+    }
+}
+
+func monotonicNanos() -> Int64 { monotonicMicros() * 1000 }
+
+extension FulvaMigrationTests {
+    static let hotKeys = 200
+
+    static func protocolKey(_ index: Int) -> [UInt8] { Array("k\(index)".utf8) }
+
+    static func int64(_ bytes: [UInt8]) -> Int64? {
+        guard bytes.count == 8 else { return nil }
+        return bytes.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
+    }
+
+    static func bytes(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+
+    /// One protocol client's operation, as the checker records it.
+    static func recorded(id: Int, client: Int, key: String, input: RecordedInput, kind: OperationKind,
+                         report: ProtocolClient.Report, invokedAt: Int64, completedAt: Int64) -> RecordedOperation {
+        var output: RecordedOutput?
+        switch report.outcome {
+        case .found(let value, let version):
+            // A value that is not 8 bytes is nothing this test wrote: leave
+            // it unexplained so the checker flags it.
+            output = .found(value: int64(value) ?? .min, version: version)
+        case .absent: output = .absent
+        case .written(let version): output = .written(version: version)
+        case .removed(let version): output = .removed(version: version == 0 ? nil : version)
+        case .incremented(let value, let version): output = .incremented(value: value, version: version)
+        case .rejected(let status):
+            output = .rejected(status == RAMCloudError.objectDoesntExist ? .objectDoesntExist
+                               : status == RAMCloudError.wrongVersion ? .wrongVersion : .objectExists)
+        case .failed: output = nil
+        }
+        return RecordedOperation(id: id, client: client, kind: kind, key: key, input: input, output: output,
+                                 invokedAt: invokedAt, completedAt: completedAt,
+                                 routing: OperationRouting(roundTrips: report.roundTrips, dualRead: report.dualRead,
+                                                           progressBytes: report.tagBytes))
+    }
+
+    /// Four clients speaking the Fulva protocol run a mixed workload while a
+    /// table of 200,000 objects migrates; at least 30% of their operations
+    /// hit 200 hot keys, none of which has moved when the migration starts.
+    /// Every operation is recorded with its start and end; no outcome within
+    /// 1 s counts as failed. The checker finds the history linearizable,
+    /// nothing failed, the destination ends with exactly the state the
+    /// history implies, the source with none of the table, and both dual
+    /// reads and priority pulls happened.
+    @Test func protocolClientsSeeALinearizableHistory() throws {
+        // The clients wait for replies without spinning a core each (five
+        // RAMCloud processes and four clients share two cores here).
+        setenv("RAMCLOUD_IDLE_SLEEP", "1", 1)
+        let cluster = try TestCluster(Self.spec(), seconds: 540, what: "protocolClientsSeeALinearizableHistory")
+        defer { cluster.stop() }
+        let state = cluster.state
+        try Self.waitForPlugins(state)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try admin.createTable("protocol")
+
+        // The table: key k<i> holds i; versions as the fill's writes report.
+        var initial: [String: RecordedInitialObject] = [:]
+        initial.reserveCapacity(Self.keys)
+        let fillStart = Date()
+        for i in 0..<Self.keys {
+            let version = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i)))
+            initial["k\(i)"] = RecordedInitialObject(value: Int64(i), version: version)
+        }
+        print(String(format: "filled %d objects in %.1f s", Self.keys, Date().timeIntervalSince(fillStart)))
+        let source = try admin.owner(table: table, keyHash: 0)
+        let destination = try #require(try Self.masters(admin).first { $0 != source })
+
+        // The clients: 40% of operations on the hot keys, the rest anywhere.
+        let recorder = HistoryRecorder()
+        let coordinator = state.externalStorage
+        let stop = ManagedAtomic<Bool>(false)
+        let clients = 4
+        let group = DispatchGroup()
+        let connectionErrors = HistoryErrors()
+        for c in 0..<clients {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                do {
+                    let connection = try RAMCloudClient(library: library, coordinator: coordinator)
+                    let client = ProtocolClient(connection: connection, deadlineMicros: 1_000_000)
+                    var random = SeededRandom(seed: UInt64(1000 + c))
+                    var sequence: Int64 = 0
+                    let started = Date()
+                    while !stop.load(ordering: .relaxed) && sequence < 60_000 && Date().timeIntervalSince(started) < 180 {
+                        sequence += 1
+                        let index = random.next(upperBound: UInt64(100)) < 40 ? Int(random.next(upperBound: UInt64(Self.hotKeys)))
+                                                                   : Int(random.next(upperBound: UInt64(Self.keys)))
+                        let key = Self.protocolKey(index)
+                        let roll = random.next(upperBound: UInt64(100))
+                        let invokedAt = monotonicNanos()
+                        let input: RecordedInput, kind: OperationKind, report: ProtocolClient.Report
+                        switch roll {
+                        case 0..<50:
+                            (input, kind) = (.read, .read)
+                            report = client.read(table: table, key: key)
+                        case 50..<75:
+                            // A value no other write uses.
+                            let value = Int64(c + 1) << 40 | sequence
+                            (input, kind) = (.write(value: value, rejectRules: nil), .write)
+                            report = client.write(table: table, key: key, value: Self.bytes(value))
+                        case 75..<85:
+                            (input, kind) = (.remove(rejectRules: nil), .remove)
+                            report = client.remove(table: table, key: key)
+                        default:
+                            (input, kind) = (.increment(delta: 1, rejectRules: nil), .increment)
+                            report = client.increment(table: table, key: key, by: 1)
+                        }
+                        let completedAt = monotonicNanos()
+                        recorder.record {
+                            Self.recorded(id: $0, client: c, key: "k\(index)", input: input, kind: kind,
+                                          report: report, invokedAt: invokedAt, completedAt: completedAt)
+                        }
+                        if case .failed(let why) = report.outcome { connectionErrors.add("client \(c): \(why)") }
+                    }
+                } catch {
+                    connectionErrors.add("client \(c): \(error)")
+                }
+            }
+            thread.start()
+        }
+        defer {
+            stop.store(true, ordering: .relaxed)
+            _ = group.wait(timeout: .now() + 60)
+        }
+        for _ in 0..<600 where recorder.count < 4000 { usleep(50_000) }
+        #expect(recorder.count >= 4000, "the clients are running: \(connectionErrors.all.prefix(3))")
+
+        // The migration, while the clients run.
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        var request = MigrationRequest(id: MigrationID(0), tablet: Tablet(tableID: table), source: ServerID(source),
+                                       destination: ServerID(destination), strategy: .fulva, partitions: 8)
+        request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
+        let migrationStart = monotonicNanos()
+        try admin.startMigration(request)
+        var record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
+        for _ in 0..<2400 where !record.phase.isTerminal {
+            usleep(50_000)
+            record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
+        }
+        let migrationEnd = monotonicNanos()
+        #expect(record.phase == .done, "the migration finished: \(record.lastError ?? "")")
+        usleep(300_000)
+        stop.store(true, ordering: .relaxed)
+        #expect(group.wait(timeout: .now() + 60) == .success, "the clients stopped")
+
+        var operations = recorder.all
+        let failed = operations.filter(\.failed)
+        let hot = operations.filter { Int($0.key.dropFirst())! < Self.hotKeys }
+        let during = operations.filter { $0.completedAt >= migrationStart && $0.invokedAt <= migrationEnd }
+        let hotDuring = during.filter { Int($0.key.dropFirst())! < Self.hotKeys }
+        let dualReads = operations.filter(\.routing.dualRead).count
+        let tagBytes = operations.reduce(0) { $0 + $1.routing.progressBytes }
+        let latencies = operations.map { $0.completedAt - $0.invokedAt }.sorted()
+        print("protocol clients: \(operations.count) operations (\(hot.count) on hot keys, \(during.count) during the "
+            + "migration, \(hotDuring.count) of them hot), \(failed.count) failed, \(dualReads) dual reads, "
+            + "\(tagBytes) tag bytes; latency p50 \(latencies[latencies.count / 2] / 1000) us, "
+            + "p99 \(latencies[latencies.count * 99 / 100] / 1000) us, max \(latencies.last! / 1000) us; "
+            + String(format: "migration %.2f s", Double(migrationEnd - migrationStart) / 1e9))
+        #expect(failed.isEmpty, "failed operations: \(connectionErrors.all.prefix(5))")
+        #expect(Double(hot.count) >= 0.3 * Double(operations.count), "at least 30% of operations on hot keys")
+        #expect(hotDuring.count > 0, "hot keys were used while the migration ran")
+        #expect(dualReads > 0, "reads went to the source and the destination at once")
+
+        // The destination's final state, read key by key from it directly
+        // after everything else, joins the history: the checker then
+        // confirms it is exactly what the history implies.
+        let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        var present = 0
+        var tagged = 0
+        for batch in stride(from: 0, to: Self.keys, by: 200) {
+            let indices = Array(batch..<min(batch + 200, Self.keys))
+            let invokedAt = monotonicNanos()
+            let replies = try verifier.execute(indices.map {
+                DirectRequest(server: ServerID(destination), tableID: table, key: Self.protocolKey($0), kind: .read(hint: nil))
+            }, timeoutMicros: 10_000_000)
+            let completedAt = monotonicNanos()
+            for (index, reply) in zip(indices, replies) {
+                if reply.tag != nil { tagged += 1 }
+                let output: RecordedOutput?
+                switch reply.answer {
+                case .object(let version)?:
+                    present += 1
+                    output = .found(value: Self.int64(reply.value) ?? .min, version: version)
+                case .absent?: output = .absent
+                default: output = nil
+                }
+                operations.append(RecordedOperation(id: operations.count, client: clients, kind: .read, key: "k\(index)",
+                                                    input: .read, output: output, invokedAt: invokedAt,
+                                                    completedAt: completedAt))
+            }
+        }
+        #expect(tagged == 0, "the destination owns the table normally: no reply carries a tag")
+        let history = History(operations: operations, initialValues: initial,
+                              timeline: MigrationTimeline(startedAt: migrationStart, endedAt: migrationEnd))
+        let checked = Date()
+        let result = LinearizabilityChecker.check(history)
+        print("checker: \(result.keysChecked) keys, \(result.operationsChecked) operations, "
+            + String(format: "%.1f s", Date().timeIntervalSince(checked)))
+        #expect(result.isLinearizable, "\(result.violations.prefix(2))")
+        #expect(!operations.suffix(Self.keys).contains { $0.failed }, "the destination answered every key")
+
+        // The source holds nothing of the table; the destination exactly
+        // the objects that exist.
+        let whole = Tablet(tableID: table)
+        #expect(try admin.countObjects(server: ServerID(source), tablet: whole) == 0, "the source holds nothing")
+        #expect(try admin.countObjects(server: ServerID(destination), tablet: whole) == UInt64(present))
+
+        // The destination fetched keys ahead of their batches.
+        let logs = try ["master1", "master2"].map { try String(contentsOfFile: try #require(state.process($0)).log, encoding: .utf8) }
+        let destinationLog = try #require(logs.first { $0.contains("My server ID is \(destination).0") })
+        let finished = try #require(destinationLog.split(separator: "\n").first {
+            $0.contains("Fulva: migration \(request.id.rawValue) finished here")
+        })
+        print(finished)
+        let pulls = finished.split(separator: ":").last.flatMap { $0.split(separator: " ").first.flatMap { Int($0) } } ?? 0
+        #expect(pulls > 0, "priority pulls happened: \(finished)")
+    }
+
+    /// Waits until every master logged that it loaded the plugin.
+    static func waitForPlugins(_ state: ClusterState, masters: [String] = ["master1", "master2"]) throws {
+        for name in masters {
+            let path = try #require(state.process(name)).log
+            var loaded = false
+            for _ in 0..<200 where !loaded {
+                loaded = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains("loaded (ABI version")
+                if !loaded { usleep(50_000) }
+            }
+            #expect(loaded, "\(name) loaded the plugin")
+        }
+    }
+}
+
+/// Messages collected from several threads.
+final class HistoryErrors: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+    func add(_ message: String) {
+        lock.lock()
+        messages.append(message)
+        lock.unlock()
+    }
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return messages
+    }
+}
