@@ -43,7 +43,9 @@ let package = Package(
         .target(name: "CFulva", path: "CShims/CFulva"),
         .target(name: "CRAMCloud", dependencies: ["CFulva"], path: "CShims/CRAMCloud",
                 linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "FulvaRAMCloud", dependencies: ["CRAMCloud", "CFulva", "FulvaCore"]),
+        // Fulva's client rules carried out over direct requests to servers.
+        .target(name: "FulvaClient", dependencies: ["CFulva", "FulvaCore"]),
+        .target(name: "FulvaRAMCloud", dependencies: ["CRAMCloud", "CFulva", "FulvaCore", "FulvaClient"]),
         // Local clusters: ZooKeeper, coordinator, masters.
         .target(name: "FulvaCluster", dependencies: ["FulvaRAMCloud"]),
         .executableTarget(
@@ -57,12 +59,13 @@ let package = Package(
         .target(name: "FulvaZooKeeper", dependencies: ["CZooKeeper", "FulvaCore"]),
         // Fulva's migration manager in a master, over a host interface.
         .target(name: "FulvaServer", dependencies: ["FulvaCore"]),
-        // fulva.h exports over FulvaServer. Loaded with RTLD_NODELETE by the
-        // host; -z nodelete as well, since unloading after Swift started
-        // threads crashes the host.
+        // fulva.h exports: the migration manager (FulvaServer) that masters
+        // load, and the client shim (FulvaClient) that libramcloud loads.
+        // Loaded with RTLD_NODELETE by the host; -z nodelete as well, since
+        // unloading after Swift started threads crashes the host.
         .target(
             name: "FulvaPlugin",
-            dependencies: ["CFulva", "FulvaCore", "FulvaServer", "FulvaZooKeeper"],
+            dependencies: ["CFulva", "FulvaCore", "FulvaClient", "FulvaServer", "FulvaZooKeeper"],
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete",
                                            "-Xlinker", "-soname=libFulvaPlugin.so"])]),
         // Client load: fill, mixed workload checked against its own writes, migrate, counters.
@@ -80,7 +83,8 @@ let package = Package(
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
         .testTarget(name: "ClusterIntegrationTests",
-                    dependencies: ["FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "FulvaCheck", "fulva-workload",
+                    dependencies: ["FulvaCluster", "FulvaRAMCloud", "FulvaClient", "FulvaZooKeeper", "FulvaCheck",
+                                   "fulva-workload",
                                    .product(name: "Atomics", package: "swift-atomics")]),
     ]
 )

@@ -26,3 +26,5 @@ _Static_assert(offsetof(struct fulva_client_operation, valueBuffer) == 72,
                "bump FULVA_ABI_VERSION");
 _Static_assert(sizeof(struct fulva_client_outcome) == 32 + FULVA_TAG_CAPACITY,
                "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_shim_host_ops) == 40, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_shim_counters) == 56, "bump FULVA_ABI_VERSION");

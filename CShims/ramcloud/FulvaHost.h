@@ -76,6 +76,13 @@ class FulvaHost {
     {
         return targetCount.load(std::memory_order_relaxed) != 0;
     }
+    /// Whether any tablet migrates into or out of this master.
+    bool migrating() const
+    {
+        return migratingIn() ||
+                sourceCount.load(std::memory_order_relaxed) != 0;
+    }
+    void tagRead(Key& key, Service::Rpc* rpc);
     void fetchIfUnknown(Key& key, Fulva::RequestKind kind);
     uint64_t versionFloor(Key& key);
     uint64_t removedVersion(Key& key);
@@ -190,6 +197,7 @@ class FulvaHost {
     std::vector<Source> sources;
     std::unordered_map<uint64_t, Incoming> incoming;
     std::atomic<int> targetCount;
+    std::atomic<int> sourceCount;
     /// Kept alive for ops.externalStorage and ops.clusterName.
     string externalStorage;
     string clusterName;

@@ -176,6 +176,19 @@ class FulvaDropRpc : public ServerIdRpcWrapper {
     DISALLOW_COPY_AND_ASSIGN(FulvaDropRpc);
 };
 
+/// The key that follows a request header with a keyLength field, or NULL
+/// (the reply then says STATUS_REQUEST_FORMAT_ERROR).
+template<typename Request, typename Response>
+const void*
+keyOf(const Request* reqHdr, Response* respHdr, Service::Rpc* rpc)
+{
+    const void* key = rpc->requestPayload->getRange(sizeof32(*reqHdr),
+                                                    reqHdr->keyLength);
+    if (key == NULL)
+        respHdr->common.status = STATUS_REQUEST_FORMAT_ERROR;
+    return key;
+}
+
 /// Appends one object to a pull or priority-pull reply.
 void
 appendObject(Object& object, Buffer* reply)
@@ -241,6 +254,7 @@ FulvaHost::FulvaHost(Context* context, MasterService* master)
     , sources()
     , incoming()
     , targetCount(0)
+    , sourceCount(0)
     , externalStorage()
     , clusterName()
 {
@@ -576,6 +590,7 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
                 SpinLock::Guard guard(lock);
                 sources.push_back(Source{request,
                         master->objectManager.objectMap.getNumBuckets()});
+                sourceCount = static_cast<int>(sources.size());
             }
             LOG(NOTICE, "Fulva: migration %lu: tablet [0x%lx, 0x%lx] of table "
                     "%lu frozen here for %lu; version bound %lu, %u "
@@ -649,12 +664,9 @@ FulvaHost::priorityPull(const WireFormat::FulvaPriorityPull::Request* reqHdr,
                         WireFormat::FulvaPriorityPull::Response* respHdr,
                         Service::Rpc* rpc)
 {
-    const void* keyString = rpc->requestPayload->getRange(sizeof32(*reqHdr),
-            reqHdr->keyLength);
-    if (keyString == NULL) {
-        respHdr->common.status = STATUS_REQUEST_FORMAT_ERROR;
+    const void* keyString = keyOf(reqHdr, respHdr, rpc);
+    if (keyString == NULL)
         return;
-    }
     Key key(reqHdr->tableId, keyString, reqHdr->keyLength);
     ObjectManager& om = master->objectManager;
     ObjectManager::HashTableBucketLock bucketLock(om, key);
@@ -711,6 +723,7 @@ FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
                 [reqHdr](const Source& source) {
                     return source.request.migrationId == reqHdr->migrationId;
                 }), sources.end());
+        sourceCount = static_cast<int>(sources.size());
     }
     if (plugin != NULL)
         pluginSourceEnd(plugin, reqHdr->migrationId);
@@ -801,6 +814,32 @@ FulvaHost::tagFor(Target* target, uint64_t hintMigration, uint32_t hintEpoch)
 }
 
 /**
+ * A stock READ of a key of a migrating tablet: the reply carries the tag
+ * after the value (a client without Fulva's shim ignores it; libramcloud
+ * strips it), so the client learns of the migration and never takes a
+ * source's frozen copy on its own. Called only while migrating().
+ */
+void
+FulvaHost::tagRead(Key& key, Service::Rpc* rpc)
+{
+    TabletManager::Tablet tablet;
+    if (!master->tabletManager.getTablet(key, &tablet))
+        return;
+    string tag;
+    Source source;
+    if (tablet.state == TabletManager::FULVA_TARGET) {
+        std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                    key.getHash());
+        if (target)
+            tag = tagFor(target.get(), 0, 0);
+    } else if (tablet.state == TabletManager::FULVA_SOURCE &&
+            findSource(key.getTableId(), key.getHash(), &source)) {
+        tag = tagFor(source, 0);
+    }
+    rpc->replyPayload->appendCopy(tag.data(), downCast<uint32_t>(tag.size()));
+}
+
+/**
  * FULVA_READ: what this master knows of one key, with the migration tag a
  * protocol client needs. Unlike a stock READ it never fetches: at the
  * destination a key that is neither here nor covered by a watermark is
@@ -811,12 +850,9 @@ FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
                 WireFormat::FulvaRead::Response* respHdr,
                 Service::Rpc* rpc)
 {
-    const void* keyBytes = rpc->requestPayload->getRange(sizeof32(*reqHdr),
-            reqHdr->keyLength);
-    if (keyBytes == NULL) {
-        respHdr->common.status = STATUS_REQUEST_FORMAT_ERROR;
+    const void* keyBytes = keyOf(reqHdr, respHdr, rpc);
+    if (keyBytes == NULL)
         return;
-    }
     Key key(reqHdr->tableId, keyBytes, reqHdr->keyLength);
     std::shared_ptr<Target> target = findTarget(key.getTableId(),
                                                 key.getHash());

@@ -5,7 +5,7 @@
  * the owner RAMCloud's tablet map points at, and never retried here. The
  * caller (FulvaCore's client rules, in Swift) decides what a reply means
  * and where the next request goes; this file only moves the bytes.
- * Linked into libramcloud.
+ * Compiled into libramcloud and the server (see FulvaDirect.h).
  */
 
 #include <cstddef>
@@ -26,6 +26,7 @@
 #include "TransportManager.h"
 #include "WireFormat.h"
 #include "fulva/FulvaClient.h"
+#include "fulva/FulvaDirect.h"
 
 namespace RAMCloud {
 namespace {
@@ -43,8 +44,6 @@ class Locators {
   public:
     Locators() : mutex(), byId() {}
 
-    /// A session to the server, or NULL when the coordinator lists no such
-    /// server.
     Transport::SessionRef session(Context* context, uint64_t serverId)
     {
         string locator;
@@ -78,6 +77,8 @@ class Locators {
 };
 
 Locators locators;
+
+
 
 /// What every direct request shares: how it ends. Any status is the
 /// caller's to interpret; a transport failure ends the request too.
@@ -296,31 +297,20 @@ class InventoryRpc : public RpcWrapper {
 };
 
 } // namespace
-} // namespace RAMCloud
 
-using namespace RAMCloud; // NOLINT
-using RAMCloud::FulvaClient::guarded;
-
-extern "C" int
-fulva_client_execute(struct rc_client* client,
-                     const struct fulva_client_operation* operations,
-                     struct fulva_client_outcome* outcomes, size_t count,
-                     uint32_t timeoutMicros, char* error, size_t errorLength)
+Transport::SessionRef
+FulvaDirect::session(Context* context, uint64_t serverId)
 {
-    if ((operations == NULL || outcomes == NULL) && count > 0) {
-        report(error, errorLength, "missing operations or outcomes");
-        return FULVA_ERROR_INVALID_ARGUMENT;
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (operations[i].key == NULL ||
-                operations[i].kind < FULVA_OPERATION_READ ||
-                operations[i].kind > FULVA_OPERATION_INCREMENT) {
-            report(error, errorLength, "an operation without a key or of an "
-                   "unknown kind");
-            return FULVA_ERROR_INVALID_ARGUMENT;
-        }
-    }
-    return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
+    return locators.session(context, serverId);
+}
+
+int
+FulvaDirect::execute(RamCloud& ramcloud,
+                     const fulva_client_operation* operations,
+                     fulva_client_outcome* outcomes, size_t count,
+                     uint32_t timeoutMicros)
+{
+    {
         Context* context = ramcloud.clientContext;
         uint64_t deadline = Cycles::rdtsc() +
                 Cycles::fromMicroseconds(timeoutMicros);
@@ -330,7 +320,7 @@ fulva_client_execute(struct rc_client* client,
             const fulva_client_operation& op = operations[i];
             memset(&outcomes[i], 0, offsetof(fulva_client_outcome, tag));
             Transport::SessionRef target =
-                    locators.session(context, op.server);
+                    FulvaDirect::session(context, op.server);
             if (!target) {
                 outcomes[i].status = STATUS_SERVER_NOT_UP;
                 done[i] = true;
@@ -379,6 +369,37 @@ fulva_client_execute(struct rc_client* client,
             }
         }
         return FULVA_OK;
+    }
+}
+
+
+} // namespace RAMCloud
+
+using namespace RAMCloud; // NOLINT
+using RAMCloud::FulvaClient::guarded;
+
+extern "C" int
+fulva_client_execute(struct rc_client* client,
+                     const struct fulva_client_operation* operations,
+                     struct fulva_client_outcome* outcomes, size_t count,
+                     uint32_t timeoutMicros, char* error, size_t errorLength)
+{
+    if ((operations == NULL || outcomes == NULL) && count > 0) {
+        report(error, errorLength, "missing operations or outcomes");
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (operations[i].key == NULL ||
+                operations[i].kind < FULVA_OPERATION_READ ||
+                operations[i].kind > FULVA_OPERATION_INCREMENT) {
+            report(error, errorLength, "an operation without a key or of an "
+                   "unknown kind");
+            return FULVA_ERROR_INVALID_ARGUMENT;
+        }
+    }
+    return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
+        return FulvaDirect::execute(ramcloud, operations, outcomes, count,
+                                    timeoutMicros);
     });
 }
 
@@ -400,7 +421,7 @@ fulva_admin_count_objects(struct rc_client* client, uint64_t server,
     *objects = 0;
     return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
         Context* context = ramcloud.clientContext;
-        Transport::SessionRef target = locators.session(context, server);
+        Transport::SessionRef target = FulvaDirect::session(context, server);
         if (!target)
             throw ClientException(HERE, STATUS_SERVER_NOT_UP);
         uint64_t bucket = 0;

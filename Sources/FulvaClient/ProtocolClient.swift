@@ -10,7 +10,9 @@ import Glibc
 /// the destination at once, and sends writes of a migrating tablet straight
 /// to the destination. Every decision comes from FulvaCore's client rules
 /// (ClientRead, ClientWrite, ClientMigrationTable); this class only carries
-/// them out over `RAMCloudClient.execute`.
+/// them out over a `DirectTransport`: a connection that loads libramcloud
+/// (FulvaRAMCloud's RAMCloudClient), or libramcloud itself when this runs
+/// as its client shim.
 ///
 /// Each operation has a deadline: an operation with no outcome by then is
 /// reported failed, and nothing is retried beyond what the rules ask for.
@@ -39,25 +41,70 @@ public final class ProtocolClient {
         public var tagBytes = 0
     }
 
-    public let connection: RAMCloudClient
+    public let connection: any DirectTransport
     /// What this client knows of running migrations.
     public private(set) var migrations = ClientMigrationTable<[UInt8]>()
     /// Tables whose owners must be looked up afresh (the map is stale).
     private var staleTables: Set<UInt64> = []
     public let deadlineMicros: Int64
+    /// The largest value a read returns whole.
+    public let valueCapacity: Int
 
-    public init(connection: RAMCloudClient, deadlineMicros: Int64 = 1_000_000) {
+    public init(connection: any DirectTransport, deadlineMicros: Int64 = 1_000_000,
+                valueCapacity: Int = DirectCalls.valueCapacity) {
         self.connection = connection
         self.deadlineMicros = deadlineMicros
+        self.valueCapacity = valueCapacity
+    }
+
+    /// Absorbs a tag from a reply this client did not ask for through the
+    /// rules (a stock reply). Returns false when the reply must not be used
+    /// on its own: it came from a source's frozen copy, or speaks of a
+    /// migration this client saw end.
+    public func learn(_ tag: MigrationTag) -> Bool {
+        let current = migrations.learn(tag)
+        noteFlushes()
+        return current && tag.role != .source
+    }
+
+    /// The migration this client knows to cover the key and its
+    /// destination, where requests for the key go; nil when the tablet map
+    /// decides.
+    public func destination(table: UInt64, keyHash: KeyHash) -> (MigrationID, ServerID)? {
+        guard let view = migrations.migration(tableID: table, keyHash: keyHash), view.strategy != .source,
+              let destination = view.destination
+        else { return nil }
+        return (view.id, destination)
     }
 
     // RAMCloud's statuses the rules act on (src/Status.h).
     static let statusRetry: Int32 = 17
-    static let rejections: Set<Int32> = [RAMCloudError.objectDoesntExist, 4, RAMCloudError.wrongVersion]
+    static let unknownTablet: Int32 = 1
+    static let rejections: Set<Int32> = [3, 4, 5]   // object doesn't exist, object exists, wrong version
 
     // MARK: reads
 
-    public func read(table: UInt64, key: [UInt8]) -> Report {
+    public func read(table: UInt64, key: [UInt8], rejectRules: RejectRules? = nil) -> Report {
+        var report = readLatest(table: table, key: key)
+        // RAMCloud's reject rules, on the answer the rules chose.
+        if let rejectRules {
+            var current: Version?
+            switch report.outcome {
+            case .found(_, let version): current = version
+            case .absent: current = nil
+            default: return report
+            }
+            switch rejectRules.evaluate(currentVersion: current) {
+            case .objectDoesntExist?: report.outcome = .rejected(status: 3)
+            case .objectExists?: report.outcome = .rejected(status: 4)
+            case .wrongVersion?: report.outcome = .rejected(status: 5)
+            case nil: break
+            }
+        }
+        return report
+    }
+
+    private func readLatest(table: UInt64, key: [UInt8]) -> Report {
         let end = monotonicMicros() + deadlineMicros
         var report = Report(outcome: .failed("not started"))
         let keyHash: KeyHash
@@ -72,20 +119,19 @@ public final class ProtocolClient {
         var step = read.start(table: migrations, owner: owner(table: table, key: key, keyHash: keyHash))
         var refreshes = 0
         while true {
-            let remaining = end - monotonicMicros()
-            guard remaining > 0 else {
-                report.outcome = .failed("no outcome within \(deadlineMicros) us")
-                return report
-            }
+            guard let left = remaining(until: end, report: &report) else { return report }
             switch step {
             case .send(let servers):
                 report.roundTrips += 1
                 if servers.count > 1 { report.dualRead = true }
                 let requests = servers.map {
-                    DirectRequest(server: $0, tableID: table, key: key, kind: .read(hint: read.hint))
+                    DirectRequest(server: $0, tableID: table, key: key, kind: .read(hint: read.hint),
+                                  valueCapacity: valueCapacity)
                 }
                 let answers: [DirectReply]
-                do { answers = try connection.execute(requests, timeoutMicros: UInt32(remaining)) } catch {
+                do {
+                    answers = try connection.execute(requests, timeoutMicros: UInt32(left))
+                } catch {
                     report.outcome = .failed("\(error)")
                     return report
                 }
@@ -101,7 +147,7 @@ public final class ProtocolClient {
                     case 0:
                         replies[server] = reply
                         decided = read.received(reply.answer!, tag: reply.tag, from: server, table: &migrations)
-                    case RAMCloudError.unknownTablet:
+                    case Self.unknownTablet:
                         decided = read.unknownTablet(tag: reply.tag, from: server, table: &migrations)
                     case Self.statusRetry:
                         decided = read.retry(from: server)
@@ -163,11 +209,7 @@ public final class ProtocolClient {
         var step = write.start(table: migrations, owner: owner(table: table, key: key, keyHash: keyHash))
         var refreshes = 0
         while true {
-            let remaining = end - monotonicMicros()
-            guard remaining > 0 else {
-                report.outcome = .failed("no outcome within \(deadlineMicros) us")
-                return report
-            }
+            guard let left = remaining(until: end, report: &report) else { return report }
             switch step {
             case .send(let servers):
                 guard let server = servers.first else {
@@ -178,7 +220,7 @@ public final class ProtocolClient {
                 let request = DirectRequest(server: server, tableID: table, key: key, kind: kind,
                                             rejectRules: rejectRules)
                 let reply: DirectReply
-                do { reply = try connection.execute([request], timeoutMicros: UInt32(remaining))[0] } catch {
+                do { reply = try connection.execute([request], timeoutMicros: UInt32(left))[0] } catch {
                     report.outcome = .failed("\(error)")
                     return report
                 }
@@ -201,7 +243,7 @@ public final class ProtocolClient {
                     }
                     return report
                 }
-                guard reply.status == RAMCloudError.unknownTablet else {
+                guard reply.status == Self.unknownTablet else {
                     report.outcome = .failed("server \(server.rawValue): RAMCloud status \(reply.status)")
                     return report
                 }
@@ -222,15 +264,23 @@ public final class ProtocolClient {
         }
     }
 
+    /// Microseconds left before `end`, or nil with the report failed.
+    private func remaining(until end: Int64, report: inout Report) -> Int64? {
+        let left = end - monotonicMicros()
+        guard left > 0 else {
+            report.outcome = .failed("no outcome within \(deadlineMicros) us")
+            return nil
+        }
+        return left
+    }
+
     // MARK: the tablet map
 
     /// The key's owner by RAMCloud's tablet map: the cached one, or a fresh
     /// one from the coordinator when the table's entry is stale.
     private func owner(table: UInt64, key: [UInt8], keyHash: KeyHash) -> ServerID? {
-        if staleTables.remove(table) != nil {
-            return (try? connection.owner(table: table, keyHash: keyHash)).map(ServerID.init)
-        }
-        return (try? connection.owner(table: table, key: key)).map(ServerID.init)
+        let fresh = staleTables.remove(table) != nil
+        return try? connection.owner(table: table, key: key, keyHash: keyHash, fresh: fresh)
     }
 
     /// Migrations that ended leave tablet-map entries to flush.

@@ -1,5 +1,6 @@
-// The dynamic library a RAMCloud master loads: thin C exports (fulva.h)
-// over FulvaServer's MigrationManager. Nothing here decides anything; it
+// The dynamic library RAMCloud loads: in a master, thin C exports (fulva.h)
+// over FulvaServer's MigrationManager (this file); in a client, the shim
+// (ClientShim.swift). Nothing here decides anything; it
 // converts between the C structs and Swift values and never lets an error
 // cross the boundary as anything but a status.
 import CFulva

@@ -1,5 +1,6 @@
 import CFulva
 import CRAMCloud
+import FulvaClient
 import FulvaCore
 import Foundation
 
@@ -303,142 +304,21 @@ public final class RAMCloudClient {
     }
 }
 
-// MARK: protocol requests (fulva.h's fulva_client_execute)
-
-/// One request of a protocol client to one server it chose.
-public struct DirectRequest {
-    public enum Kind {
-        case read(hint: MigrationHint?)
-        case write(value: [UInt8])
-        case remove
-        case increment(delta: Int64)
-    }
-    public var server: ServerID
-    public var tableID: UInt64
-    public var key: [UInt8]
-    public var kind: Kind
-    public var rejectRules: RejectRules?
-
-    public init(server: ServerID, tableID: UInt64, key: [UInt8], kind: Kind, rejectRules: RejectRules? = nil) {
-        self.server = server
-        self.tableID = tableID
-        self.key = key
-        self.kind = kind
-        self.rejectRules = rejectRules
-    }
-}
-
-/// A server's reply to one `DirectRequest`.
-public struct DirectReply: Sendable {
-    /// RAMCloud's status (0: STATUS_OK).
-    public var status: Int32
-    /// A read's answer (nil for other requests or a status other than OK).
-    public var answer: LookupAnswer?
-    public var version: UInt64
-    public var value: [UInt8]
-    public var newValue: Int64
-    /// The migration tag, when the reply carries one.
-    public var tag: MigrationTag?
-    /// Bytes of the tag on the wire.
-    public var tagBytes: Int
-
-    /// No reply before the deadline, or the transport failed.
-    public var unanswered: Bool { status == Int32(FULVA_ERROR_UNAVAILABLE) }
-}
-
 extension RAMCloudClient {
-    /// The most bytes of a value a protocol read copies out.
-    public static let directValueCapacity = 4096
-
     /// Sends the requests at once and waits for their replies, at most
-    /// `timeoutMicros`; nothing is retried. A reply with a tag that does not
-    /// decode is reported as an error.
+    /// `timeoutMicros`; nothing is retried.
     public func execute(_ requests: [DirectRequest], timeoutMicros: UInt32) throws(RAMCloudError) -> [DirectReply] {
         try library.requireFulva()
         guard let execute = library.api.execute else {
             throw RAMCloudError(status: 1001, message: "libramcloud lacks fulva_client_execute")
         }
-        var outcomes = [fulva_client_outcome](repeating: fulva_client_outcome(), count: requests.count)
-        let capacity = Self.directValueCapacity
-        let valueBuffers = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, requests.count) * capacity,
-                                                                  alignment: 8)
-        defer { valueBuffers.deallocate() }
-        var status: Int32 = 0
-        var error = [CChar](repeating: 0, count: 512)
-        // Every pointer the C call sees stays valid for its whole duration.
-        let keys = requests.map { $0.key }
-        let values: [[UInt8]] = requests.map { if case .write(let v) = $0.kind { v } else { [] } }
-        var rules = requests.map { r -> fulva_reject_rules in
-            guard let rules = r.rejectRules else { return fulva_reject_rules() }
-            return fulva_reject_rules(givenVersion: rules.givenVersion, doesntExist: rules.doesntExist ? 1 : 0,
-                                      exists: rules.exists ? 1 : 0, versionLeGiven: rules.versionLeGiven ? 1 : 0,
-                                      versionNeGiven: rules.versionNeGiven ? 1 : 0, reserved: 0)
-        }
-        withPinned(keys) { keyPointers in
-            withPinned(values) { valuePointers in
-                rules.withUnsafeMutableBufferPointer { rulesBuffer in
-                    do {
-                        var operations: [fulva_client_operation] = []
-                        for (i, r) in requests.enumerated() {
-                            var op = fulva_client_operation()
-                            op.server = r.server.rawValue
-                            op.tableId = r.tableID
-                            op.key = keyPointers[i]
-                            op.keyLength = UInt16(r.key.count)
-                            op.rejectRules = r.rejectRules == nil ? nil : UnsafePointer(rulesBuffer.baseAddress! + i)
-                            switch r.kind {
-                            case .read(let hint):
-                                op.kind = UInt32(FULVA_OPERATION_READ)
-                                op.hintMigration = hint?.migration.rawValue ?? 0
-                                op.hintEpoch = hint?.epoch ?? 0
-                                op.valueBuffer = valueBuffers.baseAddress! + i * capacity
-                                op.valueCapacity = UInt32(capacity)
-                            case .write(let v):
-                                op.kind = UInt32(FULVA_OPERATION_WRITE)
-                                op.value = valuePointers[i]
-                                op.valueLength = UInt32(v.count)
-                            case .remove:
-                                op.kind = UInt32(FULVA_OPERATION_REMOVE)
-                            case .increment(let delta):
-                                op.kind = UInt32(FULVA_OPERATION_INCREMENT)
-                                op.delta = delta
-                            }
-                            operations.append(op)
-                        }
-                        status = execute(client, operations, &outcomes, requests.count, timeoutMicros, &error, error.count)
-                    }
-                }
+        do {
+            return try DirectCalls.execute(requests, timeoutMicros: timeoutMicros) { ops, outcomes, count, timeout, error, length in
+                execute(client, ops, outcomes, count, timeout, error, length)
             }
+        } catch {
+            throw RAMCloudError(status: error.status, message: error.message)
         }
-        guard status == 0 else {
-            throw RAMCloudError(status: status, message: error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
-        }
-        var replies: [DirectReply] = []
-        for (i, o) in outcomes.enumerated() {
-            var reply = DirectReply(status: o.status, answer: nil, version: o.version, value: [], newValue: o.newValue,
-                                    tag: nil, tagBytes: Int(o.tagLength))
-            if o.tagLength > 0 {
-                let bytes = withUnsafeBytes(of: o.tag) { Array($0.prefix(Int(o.tagLength))) }
-                do {
-                    reply.tag = try MigrationTag(decoding: bytes)
-                } catch {
-                    throw RAMCloudError(status: Int32(FULVA_ERROR_INTERNAL), message: "a reply's migration tag: \(error)")
-                }
-            }
-            if o.status == 0, case .read = requests[i].kind {
-                switch Int(o.answer) {
-                case Int(FULVA_ANSWER_OBJECT):
-                    reply.answer = .object(o.version)
-                    let start = i * capacity
-                    reply.value = Array(valueBuffers[start..<(start + min(Int(o.valueLength), capacity))])
-                case Int(FULVA_ANSWER_TOMBSTONE): reply.answer = .tombstone(o.version)
-                case Int(FULVA_ANSWER_ABSENT): reply.answer = .absent
-                default: reply.answer = .notYetMoved(stale: nil)
-                }
-            }
-            replies.append(reply)
-        }
-        return replies
     }
 
     /// RAMCloud's hash of a primary key.
@@ -461,15 +341,11 @@ extension RAMCloudClient {
     }
 }
 
-/// Calls `body` with stable pointers to each array's bytes.
-private func withPinned<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawPointer?]) -> R) -> R {
-    var pointers: [UnsafeRawPointer?] = []
-    func nest(_ index: Int) -> R {
-        if index == arrays.count { return body(pointers) }
-        return arrays[index].withUnsafeBytes { bytes in
-            pointers.append(bytes.baseAddress)
-            return nest(index + 1)
-        }
+
+extension RAMCloudClient: DirectTransport {
+    public func owner(table: UInt64, key: [UInt8], keyHash: KeyHash, fresh: Bool) throws -> ServerID {
+        // Fresh: the coordinator's map (this table's cached entries are
+        // flushed); otherwise the map cached in this connection.
+        ServerID(fresh ? try owner(table: table, keyHash: keyHash) : try owner(table: table, key: key))
     }
-    return nest(0)
 }

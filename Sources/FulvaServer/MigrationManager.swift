@@ -72,8 +72,14 @@ public final class MigrationManager: @unchecked Sendable {
         public var partitions = 8
         public var bucketsPerBatch: UInt64 = 1024
         public var pipelineDepth = 2
-        /// Pulls of one batch that may fail in a row before the migration fails.
+        /// A migration fails when every pull has failed this many rounds in
+        /// a row and for at least `pullFailureWindowMillis`: a busy source
+        /// (transport timeouts under load) is waited for, a dead one is not
+        /// waited for forever.
         public var pullAttempts = 5
+        public var pullFailureWindowMillis: Int64 = 30_000
+        /// The pause after a round in which every pull failed.
+        public var pullRetryPauseMicros: UInt32 = 50_000
         public init() {}
     }
 
@@ -231,6 +237,7 @@ public final class MigrationManager: @unchecked Sendable {
 
         // Move the data: parallel pulls, each replayed before its watermark moves.
         var failuresInARow = 0
+        var failingSince: Int64 = 0
         var lastPublished = Self.nowMillis()
         while !migration.everythingReplayed {
             let batches = migration.nextPulls()
@@ -257,9 +264,17 @@ public final class MigrationManager: @unchecked Sendable {
                     failed += 1
                 }
             }
-            failuresInARow = failed == batches.count ? failuresInARow + 1 : 0
-            if failuresInARow >= defaults.pullAttempts {
-                throw HostError(status: 1001, message: "pulls from \(request.source) failed \(failuresInARow) times in a row")
+            if failed == batches.count {
+                if failuresInARow == 0 { failingSince = Self.nowMillis() }
+                failuresInARow += 1
+                let failingFor = Self.nowMillis() - failingSince
+                if failuresInARow >= defaults.pullAttempts && failingFor >= defaults.pullFailureWindowMillis {
+                    throw HostError(status: 1001, message: "pulls from \(request.source) failed \(failuresInARow) "
+                        + "times in a row over \(failingFor) ms")
+                }
+                usleep(defaults.pullRetryPauseMicros)
+            } else {
+                failuresInARow = 0
             }
             if let after = migration.watermarks, let before {
                 for p in 0..<after.buckets.count where after.buckets[p] != before.buckets[p] {

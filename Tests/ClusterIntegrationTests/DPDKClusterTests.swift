@@ -46,14 +46,23 @@ struct ClientProgram {
 
     /// Starts `fulva-workload arguments...` as client `name` of the cluster.
     static func start(_ launcher: ClusterLauncher, name: String, _ arguments: [String]) throws -> ClientProgram {
-        let (prefix, environment) = try launcher.clientPlacement(name)
         let state = try #require(try launcher.load())
+        return try launch(launcher, name: name, program: workload!,
+                          arguments + ["--storage", state.externalStorage], label: arguments[0])
+    }
+
+    /// Starts any client program as client `name` of the cluster (in its
+    /// network namespace over dpdk), its output and log in the cluster's directory.
+    static func launch(_ launcher: ClusterLauncher, name: String, program: String, _ arguments: [String],
+                       label: String, environment extra: [String: String] = [:]) throws -> ClientProgram {
+        let (prefix, environment) = try launcher.clientPlacement(name)
         let process = Process()
-        let command = prefix + [workload!] + arguments + ["--storage", state.externalStorage]
+        let command = prefix + [program] + arguments
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let output = launcher.directory + "/\(name)-\(arguments[0])-\(UInt32.random(in: 0...UInt32.max)).json"
+            .merging(extra) { _, new in new }
+        let output = launcher.directory + "/\(name)-\(label)-\(UInt32.random(in: 0...UInt32.max)).json"
         let log = output.replacingOccurrences(of: ".json", with: ".log")
         FileManager.default.createFile(atPath: output, contents: nil)
         FileManager.default.createFile(atPath: log, contents: nil)

@@ -2,6 +2,7 @@ import Atomics
 import Foundation
 import FulvaCheck
 import FulvaCluster
+import FulvaClient
 import FulvaCore
 import FulvaRAMCloud
 import FulvaZooKeeper
@@ -208,30 +209,10 @@ extension FulvaMigrationTests {
         // after everything else, joins the history: the checker then
         // confirms it is exactly what the history implies.
         let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
-        var present = 0
-        var tagged = 0
-        for batch in stride(from: 0, to: Self.keys, by: 200) {
-            let indices = Array(batch..<min(batch + 200, Self.keys))
-            let invokedAt = monotonicNanos()
-            let replies = try verifier.execute(indices.map {
-                DirectRequest(server: ServerID(destination), tableID: table, key: Self.protocolKey($0), kind: .read(hint: nil))
-            }, timeoutMicros: 10_000_000)
-            let completedAt = monotonicNanos()
-            for (index, reply) in zip(indices, replies) {
-                if reply.tag != nil { tagged += 1 }
-                let output: RecordedOutput?
-                switch reply.answer {
-                case .object(let version)?:
-                    present += 1
-                    output = .found(value: Self.int64(reply.value) ?? .min, version: version)
-                case .absent?: output = .absent
-                default: output = nil
-                }
-                operations.append(RecordedOperation(id: operations.count, client: clients, kind: .read, key: "k\(index)",
-                                                    input: .read, output: output, invokedAt: invokedAt,
-                                                    completedAt: completedAt))
-            }
-        }
+        let final = try Self.finalState(verifier, server: ServerID(destination), table: table, keys: Self.keys,
+                                        client: clients, firstID: operations.count)
+        operations += final.reads
+        let (present, tagged) = (final.present, final.tagged)
         #expect(tagged == 0, "the destination owns the table normally: no reply carries a tag")
         let history = History(operations: operations, initialValues: initial,
                               timeline: MigrationTimeline(startedAt: migrationStart, endedAt: migrationEnd))
@@ -249,14 +230,58 @@ extension FulvaMigrationTests {
         #expect(try admin.countObjects(server: ServerID(destination), tablet: whole) == UInt64(present))
 
         // The destination fetched keys ahead of their batches.
-        let logs = try ["master1", "master2"].map { try String(contentsOfFile: try #require(state.process($0)).log, encoding: .utf8) }
-        let destinationLog = try #require(logs.first { $0.contains("My server ID is \(destination).0") })
-        let finished = try #require(destinationLog.split(separator: "\n").first {
-            $0.contains("Fulva: migration \(request.id.rawValue) finished here")
-        })
-        print(finished)
-        let pulls = finished.split(separator: ":").last.flatMap { $0.split(separator: " ").first.flatMap { Int($0) } } ?? 0
-        #expect(pulls > 0, "priority pulls happened: \(finished)")
+        let pulls = try Self.priorityPulls(state)
+        print("priority pulls: \(pulls)")
+        #expect((pulls[request.id] ?? 0) > 0, "priority pulls happened: \(pulls)")
+    }
+
+    /// Every key of the table read from `server` at once, after everything
+    /// else: reads for the checker (client `client`), so the history must
+    /// imply exactly this state. `tagged` counts replies with a tag.
+    static func finalState(_ verifier: RAMCloudClient, server: ServerID, table: UInt64, keys: Int, client: Int,
+                           firstID: Int) throws -> (reads: [RecordedOperation], present: Int, tagged: Int) {
+        var reads: [RecordedOperation] = []
+        var present = 0
+        var tagged = 0
+        for batch in stride(from: 0, to: keys, by: 200) {
+            let indices = Array(batch..<min(batch + 200, keys))
+            let invokedAt = monotonicNanos()
+            let replies = try verifier.execute(indices.map {
+                DirectRequest(server: server, tableID: table, key: protocolKey($0), kind: .read(hint: nil))
+            }, timeoutMicros: 10_000_000)
+            let completedAt = monotonicNanos()
+            for (index, reply) in zip(indices, replies) {
+                if reply.tag != nil { tagged += 1 }
+                let output: RecordedOutput?
+                switch reply.answer {
+                case .object(let version)?:
+                    present += 1
+                    output = .found(value: int64(reply.value) ?? .min, version: version)
+                case .absent?: output = .absent
+                default: output = nil
+                }
+                reads.append(RecordedOperation(id: firstID + reads.count, client: client, kind: .read, key: "k\(index)",
+                                               input: .read, output: output, invokedAt: invokedAt,
+                                               completedAt: completedAt))
+            }
+        }
+        return (reads, present, tagged)
+    }
+
+    /// Priority pulls per migration, from the destinations' "finished here" log lines.
+    static func priorityPulls(_ state: ClusterState) throws -> [MigrationID: Int] {
+        var pulls: [MigrationID: Int] = [:]
+        for name in ["master1", "master2"] {
+            let log = try String(contentsOfFile: try #require(state.process(name)).log, encoding: .utf8)
+            for line in log.split(separator: "\n") where line.contains("finished here") {
+                // "... Fulva: migration M finished here: N priority pulls, ..."
+                guard let id = line.split(separator: "migration ").last?.split(separator: " ").first.flatMap({ UInt64($0) }),
+                      let count = line.split(separator: ":").last?.split(separator: " ").first.flatMap({ Int($0) })
+                else { continue }
+                pulls[MigrationID(id)] = count
+            }
+        }
+        return pulls
     }
 
     /// Waits until every master logged that it loaded the plugin.

@@ -47,6 +47,8 @@ final class ScriptedHost: MigrationHost {
 
     func run(_ host: ScriptedHost, bucketsPerBatch: UInt64 = 16) throws -> MigrationRecord? {
         var defaults = MigrationManager.Defaults()
+        defaults.pullFailureWindowMillis = 100
+        defaults.pullRetryPauseMicros = 1000
         defaults.bucketsPerBatch = bucketsPerBatch
         let manager = MigrationManager(host: host, serverID: ServerID(2), defaults: defaults)
         try manager.accept(request)

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 5u
+#define FULVA_ABI_VERSION 6u
 
 enum {
     FULVA_OK = 0,
@@ -370,6 +370,72 @@ int fulva_admin_count_objects(struct rc_client *client, uint64_t server,
                               const struct fulva_tablet *tablet,
                               uint64_t *objects, char *error,
                               size_t errorLength);
+
+/* ======================================================================
+ * The client shim: libramcloud (patched) hands operations on migrating
+ * tablets to the plugin, which carries out FulvaCore's client rules, so
+ * programs written against RAMCloud's client API run unchanged. One shim
+ * per RamCloud connection, used from that connection's thread only.
+ * libramcloud loads the plugin named by FULVA_PLUGIN (or the default path,
+ * ~/.cache/fulva/plugin/libFulvaPlugin.so); without it, clients are stock.
+ * ====================================================================== */
+
+struct fulva_shim_host_ops {
+    uint32_t structSize;            /* sizeof(struct fulva_shim_host_ops) */
+    uint32_t abiVersion;            /* FULVA_ABI_VERSION */
+    void *context;                  /* the connection */
+    /* fulva_client_execute on this connection. */
+    int (*execute)(void *context,
+                   const struct fulva_client_operation *operations,
+                   struct fulva_client_outcome *outcomes, size_t count,
+                   uint32_t timeoutMicros, char *error, size_t errorLength);
+    /* The key's owner by the connection's tablet map; `fresh` flushes the
+     * table's entries and asks the coordinator. */
+    int (*tablet_owner)(void *context, uint64_t tableId, const void *key,
+                        uint16_t keyLength, int fresh, uint64_t *serverId);
+    uint64_t (*key_hash)(uint64_t tableId, const void *key,
+                         uint16_t keyLength);
+};
+
+/* What the shim did, for tests and operators. */
+struct fulva_shim_counters {
+    uint64_t reads;                 /* reads the shim decided */
+    uint64_t dualReads;             /* of which went to both servers */
+    uint64_t routed;                /* requests sent to a destination */
+    uint64_t rounds;                /* request rounds sent */
+    uint64_t tagBytes;              /* migration tags received */
+    uint64_t migrationsLearned;
+    uint64_t failed;                /* operations without an outcome */
+};
+
+uint32_t fulva_shim_abi_version(void);
+int fulva_shim_start(const struct fulva_shim_host_ops *host, void **shim);
+/* A tag that a stock reply carried. Returns 1 when the reply must not be
+ * used on its own (it came from a migration's source), else 0. */
+int fulva_shim_learn(void *shim, const uint8_t *tag, uint32_t tagLength);
+/* Where a request for the key goes while a migration the shim knows covers
+ * it: 1, *server (the destination) and *migration, or 0 (the tablet map
+ * decides). */
+int fulva_shim_route(void *shim, uint64_t tableId, uint64_t keyHash,
+                     uint64_t *server, uint64_t *migration);
+/* Runs one operation by the client rules until it has an outcome (the
+ * operation's `server` is ignored); a read's outcome is OBJECT or ABSENT.
+ * Returns FULVA_OK when *outcome holds the answer. */
+int fulva_shim_execute(void *shim,
+                       const struct fulva_client_operation *operation,
+                       struct fulva_client_outcome *outcome,
+                       uint32_t timeoutMicros);
+/* How many running migrations the shim knows. While none, libramcloud
+ * asks the shim nothing about the requests it sends. */
+uint32_t fulva_shim_migrations(void *shim);
+int fulva_shim_get_counters(void *shim, struct fulva_shim_counters *counters);
+void fulva_shim_stop(void *shim);
+
+/* The counters of the shim of a libramcloud connection (all zero without
+ * one); *loaded says whether a shim is loaded. */
+int fulva_client_shim_counters(struct rc_client *client,
+                               struct fulva_shim_counters *counters,
+                               int *loaded);
 
 #ifdef __cplusplus
 }

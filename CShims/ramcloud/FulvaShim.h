@@ -1,0 +1,91 @@
+/* Copyright (c) 2026 Fulva authors.
+ *
+ * FulvaShim: the client side of Fulva in libramcloud. A RamCloud
+ * connection opens one when the Fulva plugin can be loaded (FULVA_PLUGIN,
+ * or ~/.cache/fulva/plugin/libFulvaPlugin.so); the plugin's client rules
+ * (Swift, FulvaCore) then decide every read whose reply came from a
+ * migration's source, and where requests for a migrating tablet go. The
+ * hooks in RAMCloud's code are static and cost one pointer test per
+ * request on a connection without a shim.
+ */
+#ifndef RAMCLOUD_FULVASHIM_H
+#define RAMCLOUD_FULVASHIM_H
+
+#include <vector>
+
+#include "Buffer.h"
+#include "Context.h"
+#include "Transport.h"
+#include "fulva/fulva.h"
+
+namespace RAMCloud {
+
+class RamCloud;
+
+class FulvaShim {
+  public:
+    /// The shim for a new connection, or NULL (no plugin: stock client).
+    static FulvaShim* open(RamCloud* ramcloud);
+    static void close(RamCloud* ramcloud, FulvaShim* shim);
+
+    /// ReadRpc::wait, once the reply is in: strips the migration tag a
+    /// reply about a migrating tablet carries after its value and, when
+    /// the reply came from a source's frozen copy, replaces it with the
+    /// answer the client rules give.
+    static void finishRead(Context* context, uint64_t tableId,
+                           Buffer* request, Buffer* response);
+
+    /// ReadRpc's constructor: a read of a key of a migration the shim
+    /// knows is decided now by the client rules (the destination alone for
+    /// a key a watermark covers, else both servers at once), and the
+    /// response filled in as a READ reply; returns false when the read is
+    /// to be sent as usual.
+    static bool readNow(Context* context, uint64_t tableId, uint64_t keyHash,
+                        Buffer* request, Buffer* response);
+
+    /// ObjectRpcWrapper::send: the destination's session for a key of a
+    /// migration the shim knows, or NULL (the tablet map decides).
+    static Transport::SessionRef route(Context* context, uint64_t tableId,
+                                       uint64_t keyHash);
+
+    /// fulva_client_shim_counters.
+    bool counters(fulva_shim_counters* out);
+
+  PRIVATE:
+    FulvaShim(RamCloud* ramcloud, void* handle);
+    ~FulvaShim();
+
+    static int opExecute(void* context,
+                         const fulva_client_operation* operations,
+                         fulva_client_outcome* outcomes, size_t count,
+                         uint32_t timeoutMicros, char* error,
+                         size_t errorLength);
+    static int opTabletOwner(void* context, uint64_t tableId,
+                             const void* key, uint16_t keyLength, int fresh,
+                             uint64_t* serverId);
+
+    /// Asks the plugin how many migrations it knows (after it learned
+    /// something).
+    void refresh();
+    /// Runs the READ in `request` by the client rules and writes its
+    /// outcome into `response` as a READ reply.
+    void decideRead(uint64_t tableId, Buffer* request, Buffer* response);
+
+    RamCloud* ramcloud;
+    /// The plugin's shim for this connection.
+    void* handle;
+    /// Running migrations the plugin knows: while 0, requests are sent
+    /// without asking it anything.
+    uint32_t knownMigrations;
+    /// Where the plugin copies a value (RAMCloud's largest object).
+    std::vector<char> value;
+    /// Kept alive for the plugin (it holds a copy, but the context must be
+    /// this object).
+    fulva_shim_host_ops ops;
+
+    DISALLOW_COPY_AND_ASSIGN(FulvaShim);
+};
+
+} // namespace RAMCloud
+
+#endif // RAMCLOUD_FULVASHIM_H
