@@ -83,6 +83,8 @@ class FulvaHost {
                 sourceCount.load(std::memory_order_relaxed) != 0;
     }
     void tagRead(Key& key, Service::Rpc* rpc);
+    /// Whether the key's tablet is a source's frozen copy here.
+    bool frozenHere(Key& key);
     void fetchIfUnknown(Key& key, Fulva::RequestKind kind);
     uint64_t versionFloor(Key& key);
     uint64_t removedVersion(Key& key);

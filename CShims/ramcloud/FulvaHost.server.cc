@@ -839,6 +839,17 @@ FulvaHost::tagRead(Key& key, Service::Rpc* rpc)
     rpc->replyPayload->appendCopy(tag.data(), downCast<uint32_t>(tag.size()));
 }
 
+/// Multi-reads and reads of keys and value (transactions) are not answered
+/// from a frozen copy: their replies have no room for a tag, so the client
+/// is sent, by "unknown tablet", to the tablet's new owner.
+bool
+FulvaHost::frozenHere(Key& key)
+{
+    TabletManager::Tablet tablet;
+    return master->tabletManager.getTablet(key, &tablet) &&
+            tablet.state == TabletManager::FULVA_SOURCE;
+}
+
 /**
  * FULVA_READ: what this master knows of one key, with the migration tag a
  * protocol client needs. Unlike a stock READ it never fetches: at the

@@ -27,56 +27,13 @@
 #include "WireFormat.h"
 #include "fulva/FulvaClient.h"
 #include "fulva/FulvaDirect.h"
+#include "fulva/FulvaShim.h"
 
 namespace RAMCloud {
 namespace {
 
 using FulvaClient::report;
 
-/**
- * Service locators of servers by id. A protocol client addresses servers by
- * the ids that migration tags name; the coordinator's server list maps them
- * to locators, and is asked again only for an id it did not list before.
- * Locators are facts of the cluster, so one table serves every connection
- * in the process.
- */
-class Locators {
-  public:
-    Locators() : mutex(), byId() {}
-
-    Transport::SessionRef session(Context* context, uint64_t serverId)
-    {
-        string locator;
-        if (!find(serverId, &locator)) {
-            ProtoBuf::ServerList list;
-            CoordinatorClient::getServerList(context, &list);
-            std::lock_guard<std::mutex> guard(mutex);
-            for (int i = 0; i < list.server_size(); i++)
-                byId[list.server(i).server_id()] =
-                        list.server(i).service_locator();
-        }
-        if (!find(serverId, &locator))
-            return Transport::SessionRef();
-        return context->transportManager->getSession(locator);
-    }
-
-  private:
-    bool find(uint64_t serverId, string* locator)
-    {
-        std::lock_guard<std::mutex> guard(mutex);
-        auto it = byId.find(serverId);
-        if (it == byId.end())
-            return false;
-        *locator = it->second;
-        return true;
-    }
-
-    std::mutex mutex;
-    std::unordered_map<uint64_t, string> byId;
-    DISALLOW_COPY_AND_ASSIGN(Locators);
-};
-
-Locators locators;
 
 
 
@@ -299,9 +256,41 @@ class InventoryRpc : public RpcWrapper {
 } // namespace
 
 Transport::SessionRef
+FulvaDirect::Locators::session(Context* context, uint64_t serverId)
+{
+    std::string locator;
+    if (!find(serverId, &locator)) {
+        ProtoBuf::ServerList list;
+        CoordinatorClient::getServerList(context, &list);
+        std::lock_guard<std::mutex> guard(mutex);
+        for (int i = 0; i < list.server_size(); i++)
+            byId[list.server(i).server_id()] =
+                    list.server(i).service_locator();
+    }
+    if (!find(serverId, &locator))
+        return Transport::SessionRef();
+    return context->transportManager->getSession(locator);
+}
+
+bool
+FulvaDirect::Locators::find(uint64_t serverId, std::string* locator)
+{
+    std::lock_guard<std::mutex> guard(mutex);
+    auto it = byId.find(serverId);
+    if (it == byId.end())
+        return false;
+    *locator = it->second;
+    return true;
+}
+
+Transport::SessionRef
 FulvaDirect::session(Context* context, uint64_t serverId)
 {
-    return locators.session(context, serverId);
+    if (context->fulvaShim != NULL)
+        return context->fulvaShim->session(serverId);
+    // A context without a connection of its own: look the id up afresh.
+    Locators uncached;
+    return uncached.session(context, serverId);
 }
 
 int

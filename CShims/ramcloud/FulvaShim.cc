@@ -39,7 +39,7 @@ struct ShimLibrary {
     int (*execute)(void*, const fulva_client_operation*,
                    fulva_client_outcome*, uint32_t);
     uint32_t (*migrations)(void*);
-    int (*counters)(void*, fulva_shim_counters*);
+    int (*counters)(void*, struct fulva_shim_counters*);
     void (*stop)(void*);
 };
 
@@ -149,6 +149,7 @@ FulvaShim::FulvaShim(RamCloud* ramcloud, void* handle)
     , handle(handle)
     , knownMigrations(0)
     , value()
+    , locators()
     , ops()
 {
 }
@@ -169,9 +170,12 @@ FulvaShim*
 FulvaShim::open(RamCloud* ramcloud)
 {
     std::call_once(libraryOnce, loadLibrary);
-    if (!library.loaded || ramcloud->clientContext->fulvaShim != NULL)
-        return NULL;
+    if (ramcloud->clientContext->fulvaShim != NULL)
+        return NULL;    // another connection on this context has one
     FulvaShim* shim = new FulvaShim(ramcloud, NULL);
+    ramcloud->clientContext->fulvaShim = shim;
+    if (!library.loaded)
+        return shim;
     shim->ops.structSize = sizeof32(shim->ops);
     shim->ops.abiVersion = FULVA_ABI_VERSION;
     shim->ops.context = shim;
@@ -180,10 +184,8 @@ FulvaShim::open(RamCloud* ramcloud)
     shim->ops.key_hash = &fulva_key_hash;
     if (library.start(&shim->ops, &shim->handle) != FULVA_OK) {
         LOG(WARNING, "Fulva: the client shim refused to start");
-        delete shim;
-        return NULL;
+        shim->handle = NULL;
     }
-    ramcloud->clientContext->fulvaShim = shim;
     return shim;
 }
 
@@ -194,7 +196,7 @@ FulvaShim::close(RamCloud* ramcloud, FulvaShim* shim)
         return;
     if (ramcloud->clientContext->fulvaShim == shim)
         ramcloud->clientContext->fulvaShim = NULL;
-    fulva_shim_counters c;
+    struct fulva_shim_counters c;
     if (shim->counters(&c) && c.reads + c.routed + c.migrationsLearned > 0) {
         char line[320];
         snprintf(line, sizeof(line), "Fulva: client shim: %lu reads (%lu "
@@ -293,7 +295,7 @@ FulvaShim::finishRead(Context* context, uint64_t tableId, Buffer* request,
     response->copy(used, tagLength, tag.data());
     response->truncate(used);
     FulvaShim* shim = context->fulvaShim;
-    if (shim == NULL)
+    if (shim == NULL || shim->handle == NULL)
         return;
     int mustDecide = library.learn(shim->handle, tag.data(), tagLength);
     shim->refresh();
@@ -379,9 +381,9 @@ FulvaShim::route(Context* context, uint64_t tableId, uint64_t keyHash)
 }
 
 bool
-FulvaShim::counters(fulva_shim_counters* out)
+FulvaShim::counters(struct fulva_shim_counters* out)
 {
-    return library.counters(handle, out) == FULVA_OK;
+    return handle != NULL && library.counters(handle, out) == FULVA_OK;
 }
 
 } // namespace RAMCloud
@@ -396,8 +398,8 @@ fulva_client_shim_counters(struct rc_client* client,
     memset(counters, 0, sizeof(*counters));
     RAMCloud::FulvaShim* shim = RAMCloud::FulvaClient::ramcloudOf(client)
             ->clientContext->fulvaShim;
-    *loaded = shim != NULL;
-    if (shim != NULL && !shim->counters(counters))
+    *loaded = shim != NULL && shim->hasShim();
+    if (*loaded && !shim->counters(counters))
         return FULVA_ERROR_INTERNAL;
     return FULVA_OK;
 }

@@ -1,12 +1,13 @@
 /* Copyright (c) 2026 Fulva authors.
  *
- * FulvaShim: the client side of Fulva in libramcloud. A RamCloud
- * connection opens one when the Fulva plugin can be loaded (FULVA_PLUGIN,
- * or ~/.cache/fulva/plugin/libFulvaPlugin.so); the plugin's client rules
- * (Swift, FulvaCore) then decide every read whose reply came from a
- * migration's source, and where requests for a migrating tablet go. The
- * hooks in RAMCloud's code are static and cost one pointer test per
- * request on a connection without a shim.
+ * FulvaShim: the client side of Fulva in libramcloud, one per RamCloud
+ * connection: the locators of the cluster's servers by id, and the
+ * plugin's client shim when the plugin can be loaded (FULVA_PLUGIN, or
+ * ~/.cache/fulva/plugin/libFulvaPlugin.so). With the shim, the plugin's
+ * client rules (Swift, FulvaCore) decide every read of a migration it
+ * knows and every read a migration's source answered, and requests for a
+ * migrating tablet go to its destination. While it knows no migration,
+ * the hooks in RAMCloud's code cost a pointer and a counter test.
  */
 #ifndef RAMCLOUD_FULVASHIM_H
 #define RAMCLOUD_FULVASHIM_H
@@ -16,6 +17,7 @@
 #include "Buffer.h"
 #include "Context.h"
 #include "Transport.h"
+#include "fulva/FulvaDirect.h"
 #include "fulva/fulva.h"
 
 namespace RAMCloud {
@@ -24,7 +26,7 @@ class RamCloud;
 
 class FulvaShim {
   public:
-    /// The shim for a new connection, or NULL (no plugin: stock client).
+    /// The state of a new connection; it has a shim when the plugin loads.
     static FulvaShim* open(RamCloud* ramcloud);
     static void close(RamCloud* ramcloud, FulvaShim* shim);
 
@@ -48,8 +50,14 @@ class FulvaShim {
     static Transport::SessionRef route(Context* context, uint64_t tableId,
                                        uint64_t keyHash);
 
-    /// fulva_client_shim_counters.
-    bool counters(fulva_shim_counters* out);
+    /// fulva_client_shim_counters; false without a shim.
+    bool counters(struct fulva_shim_counters* out);
+    bool hasShim() const { return handle != NULL; }
+    /// A session to a server of this connection's cluster, by id.
+    Transport::SessionRef session(uint64_t serverId)
+    {
+        return locators.session(ramcloud->clientContext, serverId);
+    }
 
   PRIVATE:
     FulvaShim(RamCloud* ramcloud, void* handle);
@@ -79,6 +87,7 @@ class FulvaShim {
     uint32_t knownMigrations;
     /// Where the plugin copies a value (RAMCloud's largest object).
     std::vector<char> value;
+    FulvaDirect::Locators locators;
     /// Kept alive for the plugin (it holds a copy, but the context must be
     /// this object).
     fulva_shim_host_ops ops;

@@ -4,8 +4,9 @@
  *
  *   <op> <key> <input> <given> <outcome> <value> <version> <start ns> <end ns>
  *
- * op: read | write | cwrite (write rejected unless the version is <given>)
- *     | remove | increment; input: the value written or the delta;
+ * op: read | mread (one key of an rc_multiRead of two) | write | cwrite
+ *     (write rejected unless the version is <given>) | remove | increment;
+ *     input: the value written or the delta;
  * outcome: found | absent | written | removed | incremented | rejected |
  *     failed (any other status; <value> is then the status).
  * Times are CLOCK_MONOTONIC. Values are 8-byte integers, and every blind
@@ -90,7 +91,43 @@ main(int argc, char **argv)
         uint64_t version = 0, given = 0;
         const char *op, *outcome;
         int64_t start = now();
-        if (roll < 45) {
+        if (roll < 8) {
+            /* rc_multiRead of this key and a hot one: two lines. */
+            char key2[32];
+            uint64_t index2 = next() % hot;
+            int keyLength2 = snprintf(key2, sizeof(key2), "k%" PRIu64,
+                                      index2);
+            if (index2 == index)
+                continue;
+            uint16_t size = rc_multiOpSizeOf(MULTI_OP_READ);
+            char *objects = malloc(2 * (size_t)size);
+            void *requests[2] = {objects, objects + size};
+            int64_t values[2] = {0, 0};
+            uint32_t lengths[2] = {0, 0};
+            rc_multiReadCreate(table, key, (uint16_t)keyLength, &values[0],
+                               sizeof(int64_t), &lengths[0], requests[0]);
+            rc_multiReadCreate(table, key2, (uint16_t)keyLength2, &values[1],
+                               sizeof(int64_t), &lengths[1], requests[1]);
+            rc_multiRead(rc, requests, 2);
+            int64_t end = now();
+            const char *keys2[2] = {key, key2};
+            for (int i = 0; i < 2; i++) {
+                Status s = rc_multiOpStatus(requests[i], MULTI_OP_READ);
+                uint64_t v = rc_multiOpVersion(requests[i], MULTI_OP_READ);
+                const char *o = s == STATUS_OK ? "found"
+                        : s == STATUS_OBJECT_DOESNT_EXIST ? "absent" : "failed";
+                int64_t value2 = s == STATUS_OK ? (lengths[i] == sizeof(int64_t)
+                        ? values[i] : INT64_MIN) : s == STATUS_OBJECT_DOESNT_EXIST
+                        ? 0 : (int64_t)s;
+                printf("mread %s 0 0 %s %" PRId64 " %" PRIu64 " %" PRId64
+                       " %" PRId64 "\n", keys2[i], o, value2, v, start, end);
+                rc_multiOpDestroy(requests[i], MULTI_OP_READ);
+            }
+            free(objects);
+            if (pause > 0)
+                usleep(pause);
+            continue;
+        } else if (roll < 45) {
             op = "read";
             uint32_t length = 0;
             status = rc_read(rc, table, key, (uint16_t)keyLength, NULL,

@@ -37,6 +37,7 @@ extension FulvaMigrationTests {
         let recordedInput: RecordedInput
         switch f[0] {
         case "read": (kind, recordedInput) = (.read, .read)
+        case "mread": (kind, recordedInput) = (.multiRead, .read)
         case "write": (kind, recordedInput) = (.write, .write(value: input, rejectRules: nil))
         case "cwrite":
             kind = .conditionalWrite
@@ -76,8 +77,9 @@ extension FulvaMigrationTests {
         return record
     }
 
-    /// Unchanged C clients (CRamCloud.h: rc_read, rc_write with and without
-    /// reject rules, rc_remove, rc_incrementInt64) run through the client
+    /// Unchanged C clients (CRamCloud.h: rc_read, rc_multiRead, rc_write with
+    /// and without reject rules, rc_remove, rc_incrementInt64) and a Python 3
+    /// client (RAMCloud's bindings) run through the client
     /// shim in libramcloud while the table migrates S→D and back, on keys
     /// none of which has moved when each migration starts. The history is
     /// linearizable, nothing failed, and the shim's counters show dual reads
@@ -115,9 +117,17 @@ extension FulvaMigrationTests {
                                                                      "FULVA_SHIM_COUNTERS": countersFile,
                                                                      "RAMCLOUD_IDLE_SLEEP": "1"])
         }
+        // And a Python 3 client through RAMCloud's bindings (patched for Python 3).
+        let python = try ClientProgram.launch(
+            launcher, name: "client\(clients + 1)", program: "/usr/bin/python3",
+            [Self.repository.appendingPathComponent("Tests/Clients/python_client.py").path, state.externalStorage,
+             "main", "shim", "2000", stopFile, "40000", "2000"],
+            label: "python", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath, "FULVA_SHIM_COUNTERS": countersFile,
+                                           "RAMCLOUD_IDLE_SLEEP": "1", "PYTHONPATH": Build.home.path + "/lib/python",
+                                           "RAMCLOUD_LIBRARY": Build.home.library])
         defer {
             FileManager.default.createFile(atPath: stopFile, contents: nil)
-            for p in programs where p.process.isRunning { kill(p.process.processIdentifier, SIGKILL) }
+            for p in programs + [python] where p.process.isRunning { kill(p.process.processIdentifier, SIGKILL) }
         }
         let lines = { (p: ClientProgram) -> Int in
             ((try? String(contentsOfFile: p.output, encoding: .utf8)) ?? "").split(separator: "\n").count
@@ -133,6 +143,19 @@ extension FulvaMigrationTests {
         #expect(backward.phase == .done, "D→S: \(backward.lastError ?? "")")
         usleep(500_000)
         FileManager.default.createFile(atPath: stopFile, contents: nil)
+
+        struct PythonResult: Decodable {
+            var operations: Int
+            var failed: Int
+            var failures: [String]
+            var counts: [String: Int]
+        }
+        let pythonResult = try JSONDecoder().decode(PythonResult.self, from: python.finish(timeout: 120))
+        print("Python client through the shim: \(pythonResult.operations) operations \(pythonResult.counts), "
+            + "\(pythonResult.failed) failed")
+        #expect(pythonResult.failed == 0, "Python client failures: \(pythonResult.failures)")
+        #expect(pythonResult.operations > 200 && pythonResult.counts.values.allSatisfy { $0 > 0 },
+                "the Python client read, wrote, removed and incremented")
 
         var operations: [RecordedOperation] = []
         var shimLines: [String] = []
@@ -152,13 +175,13 @@ extension FulvaMigrationTests {
         shimLines.forEach { print($0) }
         #expect(operations.count > 3000)
         #expect(failed.isEmpty, "failed: \(failed.prefix(3))")
-        for kind in [OperationKind.read, .write, .conditionalWrite, .remove, .increment] {
+        for kind in [OperationKind.read, .multiRead, .write, .conditionalWrite, .remove, .increment] {
             #expect(operations.contains { $0.kind == kind }, "the clients ran \(kind)")
         }
 
         // Every client loaded the shim, and between them they read from both
         // servers at once.
-        #expect(shimLines.count == clients, "each client's shim reported: \(shimLines)")
+        #expect(shimLines.count == clients + 1, "each client's shim reported (the Python one too): \(shimLines)")
         let dualReads = shimLines.compactMap { line -> Int? in
             guard let range = line.range(of: " dual") else { return nil }
             return Int(line[..<range.lowerBound].split(separator: "(").last ?? "")
