@@ -54,6 +54,11 @@ public struct ClusterSpec: Codable, Sendable {
     /// RAMCLOUD_IDLE_SLEEP_MAX_US over dpdk, whose port cannot wake a
     /// sleeping process: the longest a frame may wait to be seen.
     public var dpdkIdleSleepMaxMicros = 100
+    /// The coordinator's --deadServerTimeout: how long a server suspected
+    /// of a crash may stay silent before it is declared dead. RAMCloud's
+    /// 250 ms assumes a core per process; a local cluster shares a few
+    /// cores with its clients and stalls longer than that under load.
+    public var deadServerTimeoutMillis = 2000
 
     public init() {}
 }
@@ -273,7 +278,8 @@ public final class ClusterLauncher {
     }
 
     func startCoordinator(_ state: inout ClusterState, reset: Bool) throws -> ClusterProcess {
-        var arguments = [home.coordinator, "-C", state.coordinatorLocator, "-x", state.externalStorage]
+        var arguments = [home.coordinator, "-C", state.coordinatorLocator, "-x", state.externalStorage,
+                         "--deadServerTimeout", String(state.spec.deadServerTimeoutMillis)]
         if reset { arguments.append("--reset") }
         let (prefix, environment) = try placement("coordinator", in: &state)
         return try launch("coordinator", arguments, locator: state.coordinatorLocator,
