@@ -28,7 +28,20 @@ extension FulvaMigrationTests {
         return output
     }
 
-    /// One line of history_client's output as the checker records it.
+    /// Tests/Clients/multi_client.cc, compiled against RamCloud.h and linked
+    /// with the patched libramcloud: an unchanged C++ client.
+    static func buildMultiClient() throws -> String {
+        let output = NSTemporaryDirectory() + "fulva-multi-client-\(getpid())"
+        let lib = Build.home.path + "/lib"
+        let built = try HostCommand.execute(
+            ["/usr/bin/g++", "-std=c++11", "-O2", "-I", Build.home.path + "/include/ramcloud",
+             repository.appendingPathComponent("Tests/Clients/multi_client.cc").path,
+             "-L", lib, "-lramcloud", "-Wl,-rpath," + lib, "-o", output], timeout: 180)
+        try #require(built.status == 0, "g++: \(built.errorOutput)")
+        return output
+    }
+
+    /// One line of history_client's (or multi_client's) output as the checker records it.
     static func historyLine(_ line: Substring, id: Int, client: Int) -> RecordedOperation? {
         let f = line.split(separator: " ").map(String.init)
         guard f.count == 9, let input = Int64(f[2]), let given = UInt64(f[3]), let value = Int64(f[5]),
@@ -38,6 +51,8 @@ extension FulvaMigrationTests {
         switch f[0] {
         case "read": (kind, recordedInput) = (.read, .read)
         case "mread": (kind, recordedInput) = (.multiRead, .read)
+        case "mwrite": (kind, recordedInput) = (.multiWrite, .write(value: input, rejectRules: nil))
+        case "mremove": (kind, recordedInput) = (.remove, .remove(rejectRules: nil))
         case "write": (kind, recordedInput) = (.write, .write(value: input, rejectRules: nil))
         case "cwrite":
             kind = .conditionalWrite
@@ -78,9 +93,10 @@ extension FulvaMigrationTests {
     }
 
     /// Unchanged C clients (CRamCloud.h: rc_read, rc_multiRead, rc_write with
-    /// and without reject rules, rc_remove, rc_incrementInt64) and a Python 3
-    /// client (RAMCloud's bindings) run through the client
-    /// shim in libramcloud while the table migrates S→D and back, on keys
+    /// and without reject rules, rc_remove, rc_incrementInt64), a C++ client
+    /// (RamCloud.h: multiWrite, multiRemove, multiIncrement, read) and a
+    /// Python 3 client (RAMCloud's bindings) run through the client shim in
+    /// libramcloud while the table migrates S→D and back, on keys
     /// none of which has moved when each migration starts. The history is
     /// linearizable, nothing failed, and the shim's counters show dual reads
     /// and the destination's priority pulls.
@@ -91,7 +107,11 @@ extension FulvaMigrationTests {
         let (launcher, state) = (cluster.launcher, cluster.state)
         try Self.waitForPlugins(state)
         let program = try Self.buildHistoryClient()
-        defer { unlink(program) }
+        let multiProgram = try Self.buildMultiClient()
+        defer {
+            unlink(program)
+            unlink(multiProgram)
+        }
         let library = try RAMCloudLibrary(path: Build.home.library)
         let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let table = try admin.createTable("shim")
@@ -125,9 +145,15 @@ extension FulvaMigrationTests {
             label: "python", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath, "FULVA_SHIM_COUNTERS": countersFile,
                                            "RAMCLOUD_IDLE_SLEEP": "1", "PYTHONPATH": Build.home.path + "/lib/python",
                                            "RAMCLOUD_LIBRARY": Build.home.library])
+        // And a C++ client running multiWrite, multiRemove and multiIncrement.
+        let multi = try ClientProgram.launch(
+            launcher, name: "client\(clients + 2)", program: multiProgram,
+            [state.externalStorage, "main", "shim", String(Self.hotKeys), "10", stopFile, "40000", "2000"],
+            label: "multi", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath, "FULVA_SHIM_COUNTERS": countersFile,
+                                          "RAMCLOUD_IDLE_SLEEP": "1"])
         defer {
             FileManager.default.createFile(atPath: stopFile, contents: nil)
-            for p in programs + [python] where p.process.isRunning { kill(p.process.processIdentifier, SIGKILL) }
+            for p in programs + [python, multi] where p.process.isRunning { kill(p.process.processIdentifier, SIGKILL) }
         }
         let lines = { (p: ClientProgram) -> Int in
             ((try? String(contentsOfFile: p.output, encoding: .utf8)) ?? "").split(separator: "\n").count
@@ -159,7 +185,7 @@ extension FulvaMigrationTests {
 
         var operations: [RecordedOperation] = []
         var shimLines: [String] = []
-        for (c, p) in programs.enumerated() {
+        for (c, p) in (programs + [multi]).enumerated() {
             let data = try p.finish(timeout: 120)
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 if let op = Self.historyLine(line, id: operations.count, client: c) { operations.append(op) }
@@ -169,19 +195,21 @@ extension FulvaMigrationTests {
             .filter { $0.contains("Fulva: client shim:") }.map(String.init)
         let failed = operations.filter(\.failed)
         let latencies = operations.map { $0.completedAt - $0.invokedAt }.sorted()
-        print("C clients through the shim: \(operations.count) operations, \(failed.count) failed; latency p50 "
+        print("C and C++ clients through the shim: \(operations.count) operations, \(failed.count) failed; latency p50 "
             + "\(latencies[latencies.count / 2] / 1000) us, p99 \(latencies[latencies.count * 99 / 100] / 1000) us, "
             + "max \(latencies.last! / 1000) us")
         shimLines.forEach { print($0) }
         #expect(operations.count > 3000)
         #expect(failed.isEmpty, "failed: \(failed.prefix(3))")
-        for kind in [OperationKind.read, .multiRead, .write, .conditionalWrite, .remove, .increment] {
+        for kind in [OperationKind.read, .multiRead, .write, .multiWrite, .conditionalWrite, .remove, .increment] {
             #expect(operations.contains { $0.kind == kind }, "the clients ran \(kind)")
         }
+        #expect(operations.contains { $0.client == clients && $0.kind == .remove }, "the C++ client ran multiRemove")
+        #expect(operations.contains { $0.client == clients && $0.kind == .increment }, "the C++ client ran multiIncrement")
 
         // Every client loaded the shim, and between them they read from both
         // servers at once.
-        #expect(shimLines.count == clients + 1, "each client's shim reported (the Python one too): \(shimLines)")
+        #expect(shimLines.count >= clients + 1, "each client's shim reported (the Python one too): \(shimLines)")
         let dualReads = shimLines.compactMap { line -> Int? in
             guard let range = line.range(of: " dual") else { return nil }
             return Int(line[..<range.lowerBound].split(separator: "(").last ?? "")
@@ -192,8 +220,8 @@ extension FulvaMigrationTests {
         let owner = try admin.owner(table: table, keyHash: 0)
         #expect(owner == first)
         let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
-        operations += try Self.finalState(verifier, server: ServerID(owner), table: table, keys: keys, client: clients,
-                                          firstID: operations.count).reads
+        operations += try Self.finalState(verifier, server: ServerID(owner), table: table, keys: keys,
+                                          client: clients + 1, firstID: operations.count).reads
         let result = LinearizabilityChecker.check(History(operations: operations, initialValues: initial))
         #expect(result.isLinearizable, "\(result.violations.prefix(2))")
 
