@@ -38,26 +38,46 @@ using FulvaClient::report;
 
 
 /// What every direct request shares: how it ends. Any status is the
-/// caller's to interpret; a transport failure ends the request too.
+/// caller's to interpret. A transport failure (the session was aborted)
+/// is met as RAMCloud's own wrappers meet it: a fresh session to the same
+/// server and the same request again (a write keeps its RIFL id, so it
+/// takes effect once); the caller's deadline bounds the retries.
 class DirectRequest {
   public:
-    DirectRequest() : transportFailed(false) {}
+    DirectRequest(Context* context, uint64_t server)
+        : transportFailed(false)
+        , directContext(context)
+        , directServer(server)
+    {}
     virtual ~DirectRequest() {}
     virtual bool ready() = 0;
     virtual void abandon() = 0;
     /// Fills in the outcome from a finished request.
     virtual void collect(fulva_client_outcome* outcome) = 0;
     bool transportFailed;
+
+  protected:
+    /// A new session to the server after `dead` failed, or NULL.
+    Transport::SessionRef reconnect(Transport::SessionRef dead)
+    {
+        if (dead)
+            directContext->transportManager->flushSession(
+                    dead->serviceLocator);
+        return FulvaDirect::session(directContext, directServer);
+    }
+
+    Context* directContext;
+    uint64_t directServer;
     DISALLOW_COPY_AND_ASSIGN(DirectRequest);
 };
 
 /// FULVA_READ to one server.
 class DirectRead : public RpcWrapper, public DirectRequest {
   public:
-    DirectRead(Transport::SessionRef target,
+    DirectRead(Context* context, Transport::SessionRef target,
                const fulva_client_operation& operation)
         : RpcWrapper(sizeof(WireFormat::FulvaRead::Response))
-        , DirectRequest()
+        , DirectRequest(context, operation.server)
         , valueBuffer(operation.valueBuffer)
         , valueCapacity(operation.valueCapacity)
     {
@@ -100,8 +120,13 @@ class DirectRead : public RpcWrapper, public DirectRequest {
     bool checkStatus() { return true; }
     bool handleTransportError()
     {
-        transportFailed = true;
-        return true;
+        session = reconnect(session);
+        if (!session) {
+            transportFailed = true;
+            return true;
+        }
+        send();
+        return false;
     }
 
   PRIVATE:
@@ -124,7 +149,7 @@ class DirectUpdate : public LinearizableObjectRpcWrapper,
         : LinearizableObjectRpcWrapper(ramcloud, true, operation.tableId,
                 operation.key, operation.keyLength,
                 sizeof(typename Op::Response))
-        , DirectRequest()
+        , DirectRequest(ramcloud->clientContext, operation.server)
         , target(target)
     {
         typename Op::Request* reqHdr = allocHeader<Op>();
@@ -151,8 +176,13 @@ class DirectUpdate : public LinearizableObjectRpcWrapper,
     bool checkStatus() { return true; }
     bool handleTransportError()
     {
-        transportFailed = true;
-        return true;
+        target = reconnect(target);
+        if (!target) {
+            transportFailed = true;
+            return true;
+        }
+        send();
+        return false;
     }
     /// To the chosen server, whatever the tablet map says.
     void send()
@@ -317,7 +347,7 @@ FulvaDirect::execute(RamCloud& ramcloud,
             }
             switch (op.kind) {
             case FULVA_OPERATION_READ:
-                requests[i].reset(new DirectRead(target, op));
+                requests[i].reset(new DirectRead(context, target, op));
                 break;
             case FULVA_OPERATION_WRITE:
                 requests[i].reset(new DirectUpdate<WireFormat::Write>(
