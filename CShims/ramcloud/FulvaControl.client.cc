@@ -7,6 +7,7 @@
  */
 
 #include <cstdio>
+#include <string>
 
 #include "ClientException.h"
 #include "CoordinatorClient.h"
@@ -45,6 +46,7 @@ class ControlRpc : public RpcWrapper {
     ControlRpc(Context* context, Transport::SessionRef target)
         : RpcWrapper(sizeof(typename Op::Response))
         , context(context)
+        , transportFailures(0)
     {
         session = target;
     }
@@ -52,7 +54,27 @@ class ControlRpc : public RpcWrapper {
     void start() { send(); }
     Buffer* reply() { simpleWait(context); return response; }
 
+  PROTECTED:
+    /// An aborted session (a busy server under load): a fresh session and
+    /// the same request, a few times; then the call fails with a message
+    /// rather than leaving the reply unset.
+    bool handleTransportError()
+    {
+        if (++transportFailures > MAX_TRANSPORT_FAILURES)
+            throw Exception(HERE, "no reply from the server after " +
+                            std::to_string(MAX_TRANSPORT_FAILURES) +
+                            " attempts");
+        string locator = session->serviceLocator;
+        context->transportManager->flushSession(locator);
+        session = context->transportManager->getSession(locator);
+        send();
+        return false;
+    }
+
+  PRIVATE:
+    static const int MAX_TRANSPORT_FAILURES = 5;
     Context* context;
+    int transportFailures;
     DISALLOW_COPY_AND_ASSIGN(ControlRpc);
 };
 
