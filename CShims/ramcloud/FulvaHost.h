@@ -86,10 +86,15 @@ class FulvaHost {
     /// Whether the key's tablet is a source's frozen copy here.
     bool frozenHere(Key& key);
     void fetchIfUnknown(Key& key, Fulva::RequestKind kind);
-    uint64_t versionFloor(Key& key);
-    uint64_t removedVersion(Key& key);
+    uint64_t versionForWrite(Key& key, uint64_t currentVersion,
+                             uint64_t proposedVersion);
     void noteRemoved(Key& key, uint64_t version);
-    void retryIfArriving(Key& key);
+    void retryIfArriving(uint64_t tableId, uint64_t keyHash);
+    void retryIfArriving(Key& key)
+    {
+        retryIfArriving(key.getTableId(), key.getHash());
+    }
+    static void retryUntilMoved();
 
   PRIVATE:
     /// A migration into this master: what the per-request checks read.

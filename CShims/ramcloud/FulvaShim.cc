@@ -148,6 +148,7 @@ FulvaShim::FulvaShim(RamCloud* ramcloud, void* handle)
     : ramcloud(ramcloud)
     , handle(handle)
     , knownMigrations(0)
+    , pluginCalls(0)
     , value()
     , locators()
     , ops()
@@ -157,6 +158,7 @@ FulvaShim::FulvaShim(RamCloud* ramcloud, void* handle)
 void
 FulvaShim::refresh()
 {
+    pluginCalls++;
     knownMigrations = library.migrations(handle);
 }
 
@@ -197,16 +199,19 @@ FulvaShim::close(RamCloud* ramcloud, FulvaShim* shim)
     if (ramcloud->clientContext->fulvaShim == shim)
         ramcloud->clientContext->fulvaShim = NULL;
     struct fulva_shim_counters c;
-    if (shim->counters(&c) && c.reads + c.routed + c.migrationsLearned > 0) {
-        char line[320];
+    if (shim->counters(&c)) {
+        char line[360];
         snprintf(line, sizeof(line), "Fulva: client shim: %lu reads (%lu "
                  "dual reads), %lu requests routed to a destination, %lu "
                  "request rounds, %lu tag bytes, %lu migrations learned, %lu "
-                 "failed", c.reads, c.dualReads, c.routed, c.rounds,
-                 c.tagBytes, c.migrationsLearned, c.failed);
-        LOG(NOTICE, "%s", line);
+                 "failed, %lu calls into the plugin", c.reads, c.dualReads,
+                 c.routed, c.rounds, c.tagBytes, c.migrationsLearned,
+                 c.failed, shim->pluginCalls);
+        if (shim->pluginCalls > 0)
+            LOG(NOTICE, "%s", line);
         // Clients log only warnings by default: FULVA_SHIM_COUNTERS names
-        // a file that collects the line (one per connection).
+        // a file that collects the line (one per connection with a shim,
+        // busy or not).
         const char* path = getenv("FULVA_SHIM_COUNTERS");
         if (path != NULL && path[0] != '\0') {
             FILE* file = fopen(path, "a");
@@ -277,6 +282,7 @@ FulvaShim::finishRead(Context* context, uint64_t tableId, Buffer* request,
                 requestKey(request) != NULL &&
                 (respHdr->common.status == STATUS_OK ||
                  respHdr->common.status == STATUS_OBJECT_DOESNT_EXIST) &&
+                ++shim->pluginCalls &&
                 library.route(shim->handle, tableId,
                               Key::getHash(tableId, requestKey(request),
                                            requestKeyLength(request)),
@@ -284,6 +290,7 @@ FulvaShim::finishRead(Context* context, uint64_t tableId, Buffer* request,
             uint8_t ended[16] = {};
             ended[0] = 3;   // MigrationRole.ended
             memcpy(&ended[1], &migration, sizeof(migration));
+            shim->pluginCalls++;
             library.learn(shim->handle, ended, sizeof(ended));
             shim->refresh();
         }
@@ -297,6 +304,7 @@ FulvaShim::finishRead(Context* context, uint64_t tableId, Buffer* request,
     FulvaShim* shim = context->fulvaShim;
     if (shim == NULL || shim->handle == NULL)
         return;
+    shim->pluginCalls++;
     int mustDecide = library.learn(shim->handle, tag.data(), tagLength);
     shim->refresh();
     if (mustDecide == 0)
@@ -313,8 +321,9 @@ FulvaShim::readNow(Context* context, uint64_t tableId, uint64_t keyHash,
     FulvaShim* shim = context->fulvaShim;
     uint64_t server, migration;
     if (shim == NULL || shim->knownMigrations == 0 ||
-            library.route(shim->handle, tableId, keyHash, &server,
-                          &migration) == 0)
+            (++shim->pluginCalls &&
+             library.route(shim->handle, tableId, keyHash, &server,
+                           &migration) == 0))
         return false;
     shim->decideRead(tableId, request, response);
     return true;
@@ -345,6 +354,7 @@ FulvaShim::decideRead(uint64_t tableId, Buffer* request, Buffer* response)
     operation.valueCapacity = downCast<uint32_t>(value.size());
     fulva_client_outcome outcome;
     Status status = STATUS_INTERNAL_ERROR;
+    pluginCalls++;
     int executed = library.execute(handle, &operation, &outcome,
                                    10 * 1000 * 1000);
     refresh();
@@ -374,8 +384,9 @@ FulvaShim::route(Context* context, uint64_t tableId, uint64_t keyHash)
     FulvaShim* shim = context->fulvaShim;
     uint64_t server, migration;
     if (shim == NULL || shim->knownMigrations == 0 ||
-            library.route(shim->handle, tableId, keyHash, &server,
-                          &migration) == 0)
+            (++shim->pluginCalls &&
+             library.route(shim->handle, tableId, keyHash, &server,
+                           &migration) == 0))
         return Transport::SessionRef();
     return FulvaDirect::session(context, server);
 }

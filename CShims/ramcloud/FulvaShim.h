@@ -85,6 +85,9 @@ class FulvaShim {
     /// Running migrations the plugin knows: while 0, requests are sent
     /// without asking it anything.
     uint32_t knownMigrations;
+    /// Calls into the plugin on behalf of requests (what a connection that
+    /// never meets a migration must not make).
+    uint64_t pluginCalls;
     /// Where the plugin copies a value (RAMCloud's largest object).
     std::vector<char> value;
     FulvaDirect::Locators locators;

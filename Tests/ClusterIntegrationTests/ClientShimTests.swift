@@ -15,29 +15,20 @@ extension FulvaMigrationTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// Tests/Clients/history_client.c, compiled against CRamCloud.h only and
-    /// linked with the patched libramcloud: an unchanged RAMCloud client.
-    static func buildHistoryClient() throws -> String {
-        let output = NSTemporaryDirectory() + "fulva-history-client-\(getpid())"
+    /// An unchanged RAMCloud client program from Tests/Clients: a C file
+    /// compiled against CRamCloud.h only, or a C++ file against RamCloud.h
+    /// and its headers, linked with the patched libramcloud.
+    static func buildClient(_ source: String) throws -> String {
+        let name = (source as NSString).deletingPathExtension
+        let output = NSTemporaryDirectory() + "fulva-\(name)-\(getpid())"
         let lib = Build.home.path + "/lib"
+        let compiler = source.hasSuffix(".c") ? ["/usr/bin/cc", "-std=c11", "-D_GNU_SOURCE"]
+                                              : ["/usr/bin/g++", "-std=c++11"]
         let built = try HostCommand.execute(
-            ["/usr/bin/cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-I", Build.home.path + "/include/ramcloud",
-             repository.appendingPathComponent("Tests/Clients/history_client.c").path,
-             "-L", lib, "-lramcloud", "-Wl,-rpath," + lib, "-o", output], timeout: 120)
-        try #require(built.status == 0, "cc: \(built.errorOutput)")
-        return output
-    }
-
-    /// Tests/Clients/multi_client.cc, compiled against RamCloud.h and linked
-    /// with the patched libramcloud: an unchanged C++ client.
-    static func buildMultiClient() throws -> String {
-        let output = NSTemporaryDirectory() + "fulva-multi-client-\(getpid())"
-        let lib = Build.home.path + "/lib"
-        let built = try HostCommand.execute(
-            ["/usr/bin/g++", "-std=c++11", "-O2", "-I", Build.home.path + "/include/ramcloud",
-             repository.appendingPathComponent("Tests/Clients/multi_client.cc").path,
-             "-L", lib, "-lramcloud", "-Wl,-rpath," + lib, "-o", output], timeout: 180)
-        try #require(built.status == 0, "g++: \(built.errorOutput)")
+            compiler + ["-O2", "-I", Build.home.path + "/include/ramcloud",
+                        repository.appendingPathComponent("Tests/Clients/" + source).path,
+                        "-L", lib, "-lramcloud", "-Wl,-rpath," + lib, "-o", output], timeout: 180)
+        try #require(built.status == 0, "\(compiler[0]) \(source): \(built.errorOutput)")
         return output
     }
 
@@ -85,7 +76,8 @@ extension FulvaMigrationTests {
         request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
         try admin.startMigration(request)
         var record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
-        for _ in 0..<2400 where !record.phase.isTerminal {
+        let deadline = Date().addingTimeInterval(120)
+        while !record.phase.isTerminal && Date() < deadline {
             usleep(50_000)
             record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
         }
@@ -106,8 +98,8 @@ extension FulvaMigrationTests {
         defer { cluster.stop() }
         let (launcher, state) = (cluster.launcher, cluster.state)
         try Self.waitForPlugins(state)
-        let program = try Self.buildHistoryClient()
-        let multiProgram = try Self.buildMultiClient()
+        let program = try Self.buildClient("history_client.c")
+        let multiProgram = try Self.buildClient("multi_client.cc")
         defer {
             unlink(program)
             unlink(multiProgram)
@@ -229,5 +221,71 @@ extension FulvaMigrationTests {
         let pulls = try Self.priorityPulls(state)
         print("priority pulls per migration: \(pulls)")
         #expect(pulls.count == 2 && pulls.values.allSatisfy { $0 > 0 }, "priority pulls in both migrations")
+    }
+    /// The shim adds no work to requests about tablets that do not
+    /// migrate: an unchanged C client (history_client) running its mixed
+    /// workload on such a table with the shim loaded makes no call into the
+    /// plugin (so none into Swift) and counts nothing. The same workload
+    /// with the shim off (FULVA_PLUGIN=none), in alternating rounds, gives
+    /// the latency baseline printed beside it.
+    @Test func stillTabletsCostTheShimNothing() throws {
+        setenv("RAMCLOUD_IDLE_SLEEP", "1", 1)
+        let cluster = try TestCluster(Self.spec(), seconds: 300, what: "stillTabletsCostTheShimNothing")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
+        try Self.waitForPlugins(state)
+        let program = try Self.buildClient("history_client.c")
+        defer { unlink(program) }
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try admin.createTable("still")
+        let keys = 2_000
+        for i in 0..<keys {
+            _ = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i)))
+        }
+        let countersFile = launcher.directory + "/still-counters.log"
+        unlink(countersFile)
+        var latencies: [String: [Int64]] = ["shim": [], "no shim": []]
+        for round in 0..<6 {
+            let mode = round % 2 == 0 ? "no shim" : "shim"
+            let plugin = mode == "shim" ? RAMCloudHome.pluginPath : "none"
+            let client = try ClientProgram.launch(
+                launcher, name: "client1", program: program,
+                [state.externalStorage, "main", "still", String(keys), String(Self.hotKeys), String(round),
+                 launcher.directory + "/no-stop-file", "4000", "0"],
+                label: "still", environment: ["FULVA_PLUGIN": plugin, "FULVA_SHIM_COUNTERS": countersFile,
+                                              "RAMCLOUD_IDLE_SLEEP": "1"])
+            let output = String(decoding: try client.finish(timeout: 120), as: UTF8.self)
+            var failed = 0
+            for (index, line) in output.split(separator: "\n").enumerated() {
+                guard let op = Self.historyLine(line, id: 0, client: round) else { continue }
+                if op.failed { failed += 1 }
+                // The first operations open sessions: not part of the distribution.
+                if index >= 100 { latencies[mode]!.append(op.completedAt - op.invokedAt) }
+            }
+            #expect(failed == 0, "round \(round) (\(mode)): \(failed) failed operations")
+        }
+        func summary(_ values: [Int64]) -> (p50: Double, p90: Double, p99: Double, mean: Double) {
+            let sorted = values.sorted()
+            let at = { (q: Double) in Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) / 1000 }
+            return (at(0.5), at(0.9), at(0.99), Double(values.reduce(0, +)) / Double(values.count) / 1000)
+        }
+        let (with, without) = (summary(latencies["shim"]!), summary(latencies["no shim"]!))
+        print(String(format: "still tablet, 3 alternating rounds each of 4000 operations (the first 100 lines of each left out): with the shim p50 %.1f us, "
+            + "p90 %.1f us, p99 %.1f us, mean %.1f us; shim off p50 %.1f us, p90 %.1f us, p99 %.1f us, "
+            + "mean %.1f us; ratio p50 %.3f, p99 %.3f, mean %.3f", with.p50, with.p90, with.p99, with.mean,
+            without.p50, without.p90, without.p99, without.mean, with.p50 / without.p50, with.p99 / without.p99,
+            with.mean / without.mean))
+        #expect(latencies.values.allSatisfy { $0.count >= 11_700 }, "every operation answered (multiRead prints a line per key)")
+
+        // Each of the three connections with the shim reported, and none
+        // called into the plugin or counted anything.
+        let lines = ((try? String(contentsOfFile: countersFile, encoding: .utf8)) ?? "").split(separator: "\n")
+            .filter { $0.contains("Fulva: client shim:") }
+        lines.forEach { print($0) }
+        #expect(lines.count == 3, "one counters line per connection with the shim: \(lines)")
+        #expect(lines.allSatisfy { $0.contains(": 0 reads (0 dual reads), 0 requests routed")
+                                   && $0.contains(" 0 migrations learned") && $0.hasSuffix(" 0 calls into the plugin") },
+                "\(lines)")
     }
 }
