@@ -149,6 +149,7 @@ FulvaShim::FulvaShim(RamCloud* ramcloud, void* handle)
     , handle(handle)
     , knownMigrations(0)
     , pluginCalls(0)
+    , routedRequests(0)
     , value()
     , locators()
     , ops()
@@ -205,8 +206,8 @@ FulvaShim::close(RamCloud* ramcloud, FulvaShim* shim)
                  "dual reads), %lu requests routed to a destination, %lu "
                  "request rounds, %lu tag bytes, %lu migrations learned, %lu "
                  "failed, %lu calls into the plugin", c.reads, c.dualReads,
-                 c.routed, c.rounds, c.tagBytes, c.migrationsLearned,
-                 c.failed, shim->pluginCalls);
+                 shim->routedRequests, c.rounds, c.tagBytes,
+                 c.migrationsLearned, c.failed, shim->pluginCalls);
         if (shim->pluginCalls > 0)
             LOG(NOTICE, "%s", line);
         // Clients log only warnings by default: FULVA_SHIM_COUNTERS names
@@ -388,6 +389,7 @@ FulvaShim::route(Context* context, uint64_t tableId, uint64_t keyHash)
              library.route(shim->handle, tableId, keyHash, &server,
                            &migration) == 0))
         return Transport::SessionRef();
+    shim->routedRequests++;
     return FulvaDirect::session(context, server);
 }
 

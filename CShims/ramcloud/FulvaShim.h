@@ -88,6 +88,9 @@ class FulvaShim {
     /// Calls into the plugin on behalf of requests (what a connection that
     /// never meets a migration must not make).
     uint64_t pluginCalls;
+    /// Requests other than reads (writes, removes, increments, and the keys
+    /// of multi-key operations) sent straight to a migration's destination.
+    uint64_t routedRequests;
     /// Where the plugin copies a value (RAMCloud's largest object).
     std::vector<char> value;
     FulvaDirect::Locators locators;

@@ -118,8 +118,10 @@ extension FulvaMigrationTests {
 
         let stopFile = launcher.directory + "/shim-clients-stop"
         let countersFile = launcher.directory + "/shim-counters.log"
+        let multiCountersFile = launcher.directory + "/shim-counters-multi.log"
         unlink(stopFile)
         unlink(countersFile)
+        unlink(multiCountersFile)
         let clients = 3
         let programs = try (0..<clients).map { c in
             try ClientProgram.launch(launcher, name: "client\(c + 1)", program: program,
@@ -141,8 +143,8 @@ extension FulvaMigrationTests {
         let multi = try ClientProgram.launch(
             launcher, name: "client\(clients + 2)", program: multiProgram,
             [state.externalStorage, "main", "shim", String(Self.hotKeys), "10", stopFile, "40000", "2000"],
-            label: "multi", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath, "FULVA_SHIM_COUNTERS": countersFile,
-                                          "RAMCLOUD_IDLE_SLEEP": "1"])
+            label: "multi", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath,
+                                          "FULVA_SHIM_COUNTERS": multiCountersFile, "RAMCLOUD_IDLE_SLEEP": "1"])
         defer {
             FileManager.default.createFile(atPath: stopFile, contents: nil)
             for p in programs + [python, multi] where p.process.isRunning { kill(p.process.processIdentifier, SIGKILL) }
@@ -183,8 +185,12 @@ extension FulvaMigrationTests {
                 if let op = Self.historyLine(line, id: operations.count, client: c) { operations.append(op) }
             }
         }
-        shimLines = ((try? String(contentsOfFile: countersFile, encoding: .utf8)) ?? "").split(separator: "\n")
-            .filter { $0.contains("Fulva: client shim:") }.map(String.init)
+        let shimLinesIn = { (file: String) in
+            ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n")
+                .filter { $0.contains("Fulva: client shim:") }.map(String.init)
+        }
+        let multiLines = shimLinesIn(multiCountersFile)
+        shimLines = shimLinesIn(countersFile) + multiLines
         let failed = operations.filter(\.failed)
         let latencies = operations.map { $0.completedAt - $0.invokedAt }.sorted()
         print("C and C++ clients through the shim: \(operations.count) operations, \(failed.count) failed; latency p50 "
@@ -207,6 +213,13 @@ extension FulvaMigrationTests {
             return Int(line[..<range.lowerBound].split(separator: "(").last ?? "")
         }.reduce(0, +)
         #expect(dualReads > 0, "dual reads through the shim: \(shimLines)")
+        // The C++ client's multiWrite, multiRemove and multiIncrement went
+        // to the destination through the shim, not by way of refusals.
+        let multiRouted = multiLines.compactMap { line -> Int? in
+            guard let range = line.range(of: " requests routed") else { return nil }
+            return Int(line[..<range.lowerBound].split(separator: " ").last ?? "")
+        }.reduce(0, +)
+        #expect(multiRouted > 0, "the C++ client's requests routed by the shim: \(multiLines)")
 
         // The final state, read from the owner after both migrations.
         let owner = try admin.owner(table: table, keyHash: 0)
