@@ -555,11 +555,25 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
         // then for prepared transactions on the tablet to be decided.
         rpc->worker->rpc->activities = Transport::ServerRpc::READ_ACTIVITY;
         LogProtector::wait(context, Transport::ServerRpc::APPEND_ACTIVITY);
-        uint64_t deadline = Cycles::rdtsc() + Cycles::fromSeconds(5.0);
-        uint32_t prepared;
-        while ((prepared = preparedOperationsIn(t)) > 0 &&
-                Cycles::rdtsc() < deadline)
+        uint64_t waitStart = Cycles::rdtsc();
+        uint64_t deadline = waitStart + Cycles::fromSeconds(5.0);
+        uint32_t prepared = preparedOperationsIn(t);
+        uint32_t undecided = prepared;
+        while (prepared > 0 && Cycles::rdtsc() < deadline) {
             usleep(1000);
+            prepared = preparedOperationsIn(t);
+        }
+        if (undecided > 0) {
+            // Decisions are taken here while this waits (MasterService's
+            // txDecision accepts them for a frozen tablet); one that has
+            // removed its operation may still be writing the object.
+            LogProtector::wait(context, Transport::ServerRpc::APPEND_ACTIVITY);
+            LOG(NOTICE, "Fulva: migration %lu: waited %.1f ms for %u prepared "
+                    "transaction operations on the tablet to be decided",
+                    request.migrationId,
+                    Cycles::toSeconds(Cycles::rdtsc() - waitStart) * 1e3,
+                    undecided);
+        }
         if (prepared > 0) {
             status = FULVA_ERROR_REFUSED;
             error = format("%u prepared transaction operations on the tablet "

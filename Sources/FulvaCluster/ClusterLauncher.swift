@@ -59,6 +59,12 @@ public struct ClusterSpec: Codable, Sendable {
     /// 250 ms assumes a core per process; a local cluster shares a few
     /// cores with its clients and stalls longer than that under load.
     public var deadServerTimeoutMillis = 2000
+    /// RAMCLOUD_RPC_TIMEOUT_MS of every process of the cluster and its
+    /// clients: how long a silent peer is waited for before an RPC to it is
+    /// aborted (RAMCloud's BasicTransport: 80 ms). An RPC from the
+    /// coordinator that is aborted has its server declared crashed, and a
+    /// loaded small host stalls a process for longer than 80 ms.
+    public var rpcTimeoutMillis = 1000
 
     public init() {}
 }
@@ -213,6 +219,7 @@ public final class ClusterLauncher {
 
     func environment(_ spec: ClusterSpec) -> [String: String] {
         var environment = spec.idleSleep ? ["RAMCLOUD_IDLE_SLEEP": "1"] : ["RAMCLOUD_IDLE_SLEEP": "0"]
+        environment["RAMCLOUD_RPC_TIMEOUT_MS"] = String(spec.rpcTimeoutMillis)
         if spec.transport == .dpdk { environment["RAMCLOUD_IDLE_SLEEP_MAX_US"] = String(spec.dpdkIdleSleepMaxMicros) }
         return environment
     }

@@ -171,6 +171,9 @@ struct Start: ParsableCommand {
             throw ValidationError("unknown strategy '\(strategy)' (fulva, rocksteady or source)")
         }
         guard firstHash <= lastHash else { throw ValidationError("--first-hash is above --last-hash") }
+        guard (0...MigrationRequest.maxPartitions).contains(partitions) else {
+            throw ValidationError("--partitions must be in 0...\(MigrationRequest.maxPartitions)")
+        }
         // ZooKeeper first: it answers within a timeout, where a RAMCloud
         // client would wait for an unreachable cluster forever.
         let store = chosen == .source ? nil : try connection.records()

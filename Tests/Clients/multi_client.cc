@@ -9,6 +9,14 @@
  * op: mwrite | mremove | mincrement | read. Every written value is unique
  * (client id in the high bits).
  *
+ * Besides, it increments doubles (incrementDouble by 0.5) on ten keys of
+ * its own ("d<client>-<j>"), outside the checked history, and at the end
+ * reads each back and prints
+ *
+ *   double <key> <increments acknowledged> <value read>
+ *
+ * (the value must be 0.5 times the count).
+ *
  * Usage: multi_client <coordinator> <cluster> <table> <hot keys> <client id>
  *                     <stop file> <max operations> <pause us>
  */
@@ -83,6 +91,8 @@ main(int argc, char** argv)
     RamCloud ramcloud(argv[1], argv[2]);
     uint64_t table = ramcloud.getTableId(argv[3]);
     int64_t started = now();
+    const int doubleKeys = 10;
+    uint64_t doubleIncrements[doubleKeys] = {};
     for (uint64_t n = 0; n < maxOperations; n++) {
         if ((n & 15) == 0 && (access(stopFile, F_OK) == 0 ||
                               now() - started > 600000000000ll))
@@ -93,7 +103,19 @@ main(int argc, char** argv)
             continue;
         uint64_t roll = next() % 100;
         int64_t start = now();
-        if (roll < 35) {
+        if (roll >= 95) {
+            int j = static_cast<int>(next() % doubleKeys);
+            std::string key = "d" + std::to_string(client) + "-" +
+                    std::to_string(j);
+            try {
+                ramcloud.incrementDouble(table, key.data(),
+                        static_cast<uint16_t>(key.size()), 0.5);
+                doubleIncrements[j]++;
+            } catch (RAMCloud::ClientException& e) {
+                fprintf(stderr, "incrementDouble %s: %s\n", key.c_str(),
+                        e.str().c_str());
+            }
+        } else if (roll < 35) {
             int64_t values[2];
             MultiWriteObject objects[2];
             MultiWriteObject* requests[2];
@@ -165,6 +187,21 @@ main(int argc, char** argv)
         }
         if (pause > 0)
             usleep(pause);
+    }
+    for (int j = 0; j < doubleKeys; j++) {
+        std::string key = "d" + std::to_string(client) + "-" +
+                std::to_string(j);
+        double value = 0;
+        try {
+            Buffer buffer;
+            ramcloud.read(table, key.data(), static_cast<uint16_t>(key.size()),
+                          &buffer);
+            if (buffer.size() == sizeof(value))
+                buffer.copy(0, sizeof(value), &value);
+        } catch (ObjectDoesntExistException&) {
+        }
+        printf("double %s %" PRIu64 " %.1f\n", key.c_str(),
+               doubleIncrements[j], value);
     }
     fflush(stdout);
     return 0;

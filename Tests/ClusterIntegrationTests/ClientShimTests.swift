@@ -179,12 +179,22 @@ extension FulvaMigrationTests {
 
         var operations: [RecordedOperation] = []
         var shimLines: [String] = []
+        var doubles: [(key: String, increments: Int, value: Double)] = []
         for (c, p) in (programs + [multi]).enumerated() {
             let data = try p.finish(timeout: 120)
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 if let op = Self.historyLine(line, id: operations.count, client: c) { operations.append(op) }
+                let f = line.split(separator: " ")
+                if f.count == 4, f[0] == "double", let count = Int(f[2]), let value = Double(f[3]) {
+                    doubles.append((String(f[1]), count, value))
+                }
             }
         }
+        // incrementDouble through the shim: every acknowledged increment
+        // applied exactly once.
+        print("incrementDouble: \(doubles.map(\.increments).reduce(0, +)) acknowledged on \(doubles.count) keys")
+        #expect(doubles.count == 10 && doubles.map(\.increments).reduce(0, +) > 0, "\(doubles)")
+        for d in doubles { #expect(d.value == 0.5 * Double(d.increments), "\(d.key): \(d.value) after \(d.increments) increments of 0.5") }
         let shimLinesIn = { (file: String) in
             ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n")
                 .filter { $0.contains("Fulva: client shim:") }.map(String.init)

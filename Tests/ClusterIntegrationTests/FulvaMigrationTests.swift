@@ -267,6 +267,11 @@ struct FulvaMigrationTests {
             let result = try Self.rcMigrate(arguments + storage)
             #expect(result.status == 1 && result.err.contains(message), "\(arguments): \(result.status) \(result.err)")
         }
+        // A usage error (exit status 64), caught before anything is written.
+        let tooMany = try Self.rcMigrate(["start", "--table", "cli", "--first-hash", "0x8000000000000000", "--to",
+                                          String(other), "--partitions", "1000"] + storage)
+        #expect(tooMany.status == 64 && tooMany.err.contains("--partitions must be in 0...256"),
+                "\(tooMany.status) \(tooMany.err)")
         #expect(try owners() == before, "nothing changed")
         let records = try Self.rcMigrate(["status", "--json"] + storage)
         #expect(records.out.split(separator: "\n").count == 1, "no record was written for a refused request: \(records.out)")

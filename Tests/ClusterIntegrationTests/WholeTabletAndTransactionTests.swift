@@ -227,4 +227,43 @@ extension FulvaMigrationTests {
         }
         #expect(try admin.owner(table: table, keyHash: 0) == first)
     }
+    /// RAMCloud's own client app (`client`, apps/ClientMain.cc: writes,
+    /// reads back and removes a run of objects), unchanged, runs while its
+    /// table migrates S→D and back, and finishes without an error.
+    @Test func ramcloudsOwnClientAppRunsThroughMigrations() throws {
+        setenv("RAMCLOUD_IDLE_SLEEP", "1", 1)
+        let cluster = try TestCluster(Self.spec(), seconds: 300, what: "ramcloudsOwnClientAppRunsThroughMigrations")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
+        try Self.waitForPlugins(state)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        // ClientMain creates (or opens) table "test"; other objects make each move take a while.
+        let table = try admin.createTable("test")
+        for i in 0..<20_000 {
+            _ = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i)))
+        }
+        let first = try admin.owner(table: table, keyHash: 0)
+        let second = try #require(try Self.masters(admin).first { $0 != first })
+        let app = try ClientProgram.launch(
+            launcher, name: "client1", program: Build.home.path + "/bin/client",
+            ["--externalStorage", state.externalStorage, "--clusterName", "main", "--number", "40000",
+             "--size", "100", "--removals", "1000", "--logLevel", "NOTICE"],
+            label: "ramcloud-client", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath, "RAMCLOUD_IDLE_SLEEP": "1"])
+        defer { if app.process.isRunning { kill(app.process.processIdentifier, SIGKILL) } }
+        let logged = { ((try? String(contentsOfFile: app.log, encoding: .utf8)) ?? "")
+            + ((try? String(contentsOfFile: app.output, encoding: .utf8)) ?? "") }
+        let started = Date().addingTimeInterval(60)
+        while !logged().contains("Performing 40000 writes") && app.process.isRunning && Date() < started {
+            usleep(20_000)
+        }
+        _ = try Self.migrateThereAndBack(admin, state, table: table, from: first, to: second)
+        #expect(app.process.isRunning, "the app was still at work when both migrations were done")
+        _ = try app.finish(timeout: 240)
+        let text = logged()
+        #expect(app.process.terminationStatus == 0, "client exited \(app.process.terminationStatus): \(app.tail)")
+        #expect(text.contains("Reading all of the objects just inserted") && text.contains("avg read took"),
+                "the app wrote and read back all its objects: \(app.tail)")
+        #expect(!text.contains("RAMCloud exception"), "\(app.tail)")
+    }
 }
