@@ -85,6 +85,9 @@ class FulvaHost {
     void tagRead(Key& key, Service::Rpc* rpc);
     /// Whether the key's tablet is a source's frozen copy here.
     bool frozenHere(Key& key);
+    /// Whether the key's tablet is a rocksteady migration's source here,
+    /// which refuses reads.
+    bool lockedHere(Key& key);
     void fetchIfUnknown(Key& key, Fulva::RequestKind kind);
     uint64_t versionForWrite(Key& key, uint64_t currentVersion,
                              uint64_t proposedVersion);

@@ -841,16 +841,34 @@ FulvaHost::tagRead(Key& key, Service::Rpc* rpc)
         return;
     string tag;
     Source source;
+    // A rocksteady migration is invisible to clients: its source refuses
+    // reads and its destination answers everything (fetching first), so
+    // its replies carry no tag and clients follow the tablet map.
     if (tablet.state == TabletManager::FULVA_TARGET) {
         std::shared_ptr<Target> target = findTarget(key.getTableId(),
                                                     key.getHash());
-        if (target)
+        if (target &&
+                target->request.strategy != FULVA_STRATEGY_ROCKSTEADY)
             tag = tagFor(target.get(), 0, 0);
     } else if (tablet.state == TabletManager::FULVA_SOURCE &&
-            findSource(key.getTableId(), key.getHash(), &source)) {
+            findSource(key.getTableId(), key.getHash(), &source) &&
+            source.request.strategy != FULVA_STRATEGY_ROCKSTEADY) {
         tag = tagFor(source, 0);
     }
     rpc->replyPayload->appendCopy(tag.data(), downCast<uint32_t>(tag.size()));
+}
+
+/// Rocksteady locks the source: every read of the tablet there is refused
+/// ("unknown tablet"), and clients find the destination in the tablet map.
+bool
+FulvaHost::lockedHere(Key& key)
+{
+    TabletManager::Tablet tablet;
+    Source source;
+    return master->tabletManager.getTablet(key, &tablet) &&
+            tablet.state == TabletManager::FULVA_SOURCE &&
+            findSource(key.getTableId(), key.getHash(), &source) &&
+            source.request.strategy == FULVA_STRATEGY_ROCKSTEADY;
 }
 
 /// Multi-reads and reads of keys and value (transactions) are not answered
@@ -902,6 +920,10 @@ FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
         if (tablet.state != TabletManager::NORMAL &&
                 tablet.state != TabletManager::FULVA_SOURCE &&
                 tablet.state != TabletManager::FULVA_TARGET) {
+            respHdr->common.status = STATUS_UNKNOWN_TABLET;
+            return;
+        }
+        if (tablet.state == TabletManager::FULVA_SOURCE && lockedHere(key)) {
             respHdr->common.status = STATUS_UNKNOWN_TABLET;
             return;
         }
@@ -1051,8 +1073,9 @@ FulvaHost::replayObject(Target* target, Object& object)
  * worker thread for one round trip; called without any bucket lock held.
  *
  * Reads come from clients that cannot yet read from both servers, so they
- * are admitted by the rocksteady rule (fetch, then answer) rather than
- * answered "not yet moved".
+ * are admitted by the rocksteady rule rather than answered "not yet moved":
+ * under Fulva the key is fetched and the read answered; under the
+ * rocksteady strategy the read is answered "retry" once the key is here.
  */
 void
 FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
@@ -1108,6 +1131,13 @@ FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
         std::lock_guard<std::mutex> guard(target->mutex);
         target->fetchedAbsent.insert(name);
     }
+    // Rocksteady answers a read of a key that had not arrived with "retry"
+    // once the key is here: the client's extra round trip that Fulva's
+    // dual reads avoid (RAMCloud's client retries after the delay).
+    if (admission == Fulva::Admission::RETRY_AFTER_PRIORITY_FETCH &&
+            target->request.strategy == FULVA_STRATEGY_ROCKSTEADY)
+        throw RetryException(HERE, 0, 100,
+                "rocksteady: the key was fetched from the source; retry");
 }
 
 /**

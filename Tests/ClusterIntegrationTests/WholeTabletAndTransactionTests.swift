@@ -17,22 +17,6 @@ extension FulvaMigrationTests {
         func overlaps(_ start: Int64, _ end: Int64) -> Bool { start < self.end && end > self.start }
     }
 
-    /// Migrates the table S→D and back while client programs run, and
-    /// returns both windows.
-    static func migrateThereAndBack(_ admin: RAMCloudClient, _ state: ClusterState, table: UInt64, from first: UInt64,
-                                    to second: UInt64) throws -> [Window] {
-        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
-        var windows: [Window] = []
-        for (source, destination) in [(first, second), (second, first)] {
-            let start = monotonicNanos()
-            let record = try migrate(admin, store, table: table, from: source, to: destination)
-            windows.append(Window(start: start, end: monotonicNanos()))
-            #expect(record.phase == .done, "\(source)→\(destination): \(record.lastError ?? "")")
-            usleep(500_000)
-        }
-        return windows
-    }
-
     /// Output lines of a client program.
     static func outputLines(_ program: ClientProgram) -> Int {
         ((try? String(contentsOfFile: program.output, encoding: .utf8)) ?? "").split(separator: "\n").count
