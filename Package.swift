@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "fulva-workload",
             dependencies: [
-                "FulvaCore", "FulvaRAMCloud",
+                "FulvaCheck", "FulvaCore", "FulvaRAMCloud",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),

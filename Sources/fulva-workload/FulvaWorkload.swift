@@ -1,8 +1,13 @@
 import ArgumentParser
 import Foundation
+import FulvaCheck
 import FulvaCore
 import FulvaRAMCloud
 import Histogram
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Client load for a RAMCloud cluster: fills a table, runs a mixed workload
 /// whose every answer is checked against what this client wrote, triggers
@@ -13,7 +18,7 @@ struct FulvaWorkload: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fulva-workload",
         abstract: "Fill, load, migrate and inspect a RAMCloud cluster from one client.",
-        subcommands: [Fill.self, Run.self, Migrate.self, Counters.self, Owner.self])
+        subcommands: [Fill.self, Run.self, Migrate.self, Summary.self, Counters.self, Owner.self])
 }
 
 struct Connection: ParsableArguments {
@@ -54,6 +59,23 @@ func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock other programs (and
+/// `time.monotonic_ns()` in Python) read, so their windows line up.
+func monotonicNanos() -> Int64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+}
+
+/// One line of `run --history`.
+struct TimedOperation: Codable {
+    var kind: String
+    /// CLOCK_MONOTONIC, nanoseconds.
+    var start: Int64
+    var end: Int64
+    var failed: Bool
 }
 
 func note(_ message: String) {
@@ -139,6 +161,8 @@ struct Run: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Print a progress line every N operations.") var progressEvery = 5000
     @Flag(help: "At the end, read every key back and check it against what this client wrote.") var verify = false
+    @Option(help: "Write every operation's kind, start and end (CLOCK_MONOTONIC ns) and outcome to this file, a JSON line each (for `summary`).")
+    var history: String?
 
     func parseMix() throws -> [(OperationKind, Int)] {
         var weights: [(OperationKind, Int)] = []
@@ -182,6 +206,8 @@ struct Run: ParsableCommand {
             if failures.count < 20 { failures.append(what) }
         }
         let start = DispatchTime.now().uptimeNanoseconds
+        var timed: [TimedOperation] = []
+        if history != nil { timed.reserveCapacity(operations) }
         for n in 0..<operations {
             var pick = Int(random.next() % UInt64(totalWeight))
             var kind = weights[0].0
@@ -190,6 +216,8 @@ struct Run: ParsableCommand {
             let k = key(i)
             let before = known[i]
             let t0 = DispatchTime.now().uptimeNanoseconds
+            let startedAt = monotonicNanos()
+            let failedBefore = failed
             do {
                 switch kind {
                 case .read:
@@ -249,12 +277,25 @@ struct Run: ParsableCommand {
                 }
             }
             let elapsed = DispatchTime.now().uptimeNanoseconds - t0
+            if history != nil {
+                timed.append(TimedOperation(kind: kind.rawValue, start: startedAt, end: monotonicNanos(),
+                                            failed: failed > failedBefore))
+            }
             all.record(elapsed)
             byKind[kind, default: Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)]
                 .record(elapsed)
             if progressEvery > 0 && (n + 1) % progressEvery == 0 { note("progress \(n + 1)") }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if let history {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            var text = ""
+            for operation in timed { text += String(decoding: try encoder.encode(operation), as: UTF8.self) + "\n" }
+            do { try text.write(toFile: history, atomically: true, encoding: .utf8) } catch {
+                throw WorkloadError("cannot write --history \(history): \(error)")
+            }
+        }
         var verified = 0
         if verify {
             for i in 0..<keys {
@@ -327,6 +368,83 @@ struct Migrate: ParsableCommand {
         try printJSON(["source": Double(source), "destination": Double(destination), "owner": Double(owner),
                        "seconds": seconds])
         if owner != destination { throw WorkloadError("after the migration server \(owner) owns the range, not \(destination)") }
+    }
+}
+
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Summarize a `run --history` file around a migration window.",
+        discussion: """
+            Prints, as text (or JSON with --json): operations and failed operations; latency
+            p50/p99 of the operations started before, during and after the migration; and,
+            per operation kind, the longest interval during the migration in which no
+            operation of that kind completed (what a client perceives as downtime).
+            The window is in CLOCK_MONOTONIC nanoseconds, as the history's times.
+
+            Example:
+              fulva-workload summary --history run.jsonl --migration-start 1200 --migration-end 3400
+            """)
+    @Option(help: "The file `run --history` wrote.") var history: String
+    @Option(help: "When the migration started (CLOCK_MONOTONIC ns).") var migrationStart: Int64
+    @Option(help: "When it ended (CLOCK_MONOTONIC ns).") var migrationEnd: Int64
+    @Flag(help: "JSON instead of text.") var json = false
+
+    struct Output: Encodable {
+        struct Phase: Encodable { var operations: Int; var p50Micros: Double; var p99Micros: Double }
+        var operations: Int
+        var failed: Int
+        var before: Phase?
+        var during: Phase?
+        var after: Phase?
+        /// Per kind, milliseconds.
+        var longestGapDuringMigrationMillis: [String: Double]
+    }
+
+    func run() throws {
+        guard migrationStart <= migrationEnd else { throw ValidationError("--migration-start is after --migration-end") }
+        guard let text = try? String(contentsOfFile: history, encoding: .utf8) else {
+            throw WorkloadError("cannot read --history \(history)")
+        }
+        let decoder = JSONDecoder()
+        var operations: [RecordedOperation] = []
+        for (number, line) in text.split(separator: "\n").enumerated() {
+            guard let timed = try? decoder.decode(TimedOperation.self, from: Data(line.utf8)) else {
+                throw WorkloadError("\(history):\(number + 1): not a history line")
+            }
+            let kind: FulvaCheck.OperationKind
+            switch timed.kind {
+            case "read": kind = .read
+            case "write": kind = .write
+            case "increment": kind = .increment
+            case "remove": kind = .remove
+            default: kind = .conditionalWrite
+            }
+            // The figures need only kinds, times and outcomes.
+            operations.append(RecordedOperation(id: number, client: 0, kind: kind, key: "", input: .read,
+                                                output: timed.failed ? nil : .absent,
+                                                invokedAt: timed.start, completedAt: timed.end))
+        }
+        let figures = HistoryFigures(History(operations: operations,
+                                             timeline: MigrationTimeline(startedAt: migrationStart, endedAt: migrationEnd)))
+        let phase = { (p: LatencyPercentiles?) in
+            p.map { Output.Phase(operations: $0.count, p50Micros: Double($0.p50) / 1000, p99Micros: Double($0.p99) / 1000) }
+        }
+        var gaps: [String: Double] = [:]
+        for k in figures.kinds { if let gap = k.longestGapInMigration { gaps[k.kind.rawValue] = Double(gap) / 1e6 } }
+        let output = Output(operations: figures.totalOperations, failed: figures.failedOperations,
+                            before: phase(figures.latencyBefore), during: phase(figures.latencyDuring),
+                            after: phase(figures.latencyAfter), longestGapDuringMigrationMillis: gaps)
+        if json { try printJSON(output); return }
+        let line = { (name: String, p: Output.Phase?) in
+            p.map { String(format: "  latency %@  p50 %.0f us, p99 %.0f us (%d operations)", name, $0.p50Micros,
+                           $0.p99Micros, $0.operations) } ?? "  latency \(name)  no operations"
+        }
+        print("  operations      \(output.operations) (\(output.failed) failed)")
+        print(line("before", output.before))
+        print(line("during", output.during))
+        print(line("after ", output.after))
+        print("  longest gap during the migration, per kind: "
+            + gaps.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f ms", $0.key, $0.value) }.joined(separator: ", "))
     }
 }
 
