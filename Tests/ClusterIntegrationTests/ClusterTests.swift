@@ -36,6 +36,9 @@ final class TestCluster {
     let watchdog: Watchdog
 
     init(_ spec: ClusterSpec, seconds: Double, what: String) throws {
+        // The test process is a client of the cluster too (libramcloud in
+        // process): the same RPC timeout as the cluster's own processes.
+        setenv("RAMCLOUD_RPC_TIMEOUT_MS", String(spec.rpcTimeoutMillis), 1)
         launcher = ClusterLauncher(directory: NSTemporaryDirectory() + "fulva-test-cluster-\(spec.basePort)",
                                    home: Build.home)
         _ = try? launcher.down()

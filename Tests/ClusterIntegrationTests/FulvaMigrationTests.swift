@@ -254,6 +254,7 @@ struct FulvaMigrationTests {
         #expect(listed.status == 0 && listed.out.contains("\"phase\":\"done\"") && listed.out.contains("\"lastKeyHash\":\(Int64.max)"),
                 "status lists the record: \(listed.out) \(listed.err)")
 
+
         // Bad input: a clear error, exit status 1, and the tablet map as it was.
         let owners = { () throws -> [UInt64] in try [0, 1 << 62, 1 << 63, .max].map { try client.owner(table: table, keyHash: $0) } }
         let before = try owners()
@@ -275,6 +276,21 @@ struct FulvaMigrationTests {
         #expect(try owners() == before, "nothing changed")
         let records = try Self.rcMigrate(["status", "--json"] + storage)
         #expect(records.out.split(separator: "\n").count == 1, "no record was written for a refused request: \(records.out)")
+
+        // The other strategies, chosen on the command line: the second half
+        // follows with rocksteady, then RAMCloud's own migration brings the
+        // first half back.
+        let rocksteady = try Self.rcMigrate(["start", "--table", "cli", "--first-hash", "0x8000000000000000",
+                                             "--to", String(other), "--strategy", "rocksteady", "--wait", "--json"] + storage)
+        #expect(rocksteady.status == 0 && rocksteady.out.contains("\"strategy\":\"rocksteady\"")
+                && rocksteady.out.contains("\"phase\":\"done\""), "rocksteady: \(rocksteady.out) \(rocksteady.err)")
+        #expect(try client.owner(table: table, keyHash: 1 << 63) == other)
+        let sourceDriven = try Self.rcMigrate(["start", "--table", "cli", "--last-hash", half, "--to", String(source),
+                                               "--strategy", "source", "--wait", "--json"] + storage)
+        #expect(sourceDriven.status == 0 && sourceDriven.out.contains("\"strategy\":\"source\""),
+                "source: \(sourceDriven.out) \(sourceDriven.err)")
+        #expect(try client.owner(table: table, keyHash: 0) == source)
+        #expect(try client.owner(table: table, keyHash: 1 << 63) == other)
 
         // A ZooKeeper that does not answer: an error within the timeout.
         let clock = Date()
