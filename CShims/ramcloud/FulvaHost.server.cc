@@ -575,7 +575,9 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
                     undecided);
         }
         if (prepared > 0) {
-            status = FULVA_ERROR_REFUSED;
+            // The tablet unfreezes below; the destination asks again later
+            // (the transactions then finish at this master).
+            status = FULVA_ERROR_UNAVAILABLE;
             error = format("%u prepared transaction operations on the tablet "
                     "were not decided within 5 s", prepared);
         } else {

@@ -33,6 +33,8 @@ public struct HostError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
     public var description: String { message.isEmpty ? "status \(status)" : message }
+    /// fulva.h's FULVA_ERROR_UNAVAILABLE: not now; asking again later may work.
+    public static let unavailable: Int32 = 1001
 }
 
 public enum LogLevel: Int32, Sendable { case debug = 0, notice, warning, error }
@@ -80,6 +82,11 @@ public final class MigrationManager: @unchecked Sendable {
         public var pullFailureWindowMillis: Int64 = 30_000
         /// The pause after a round in which every pull failed.
         public var pullRetryPauseMicros: UInt32 = 50_000
+        /// Prepare is asked again this many times when the source answers
+        /// "unavailable" (it unfroze the tablet: transactions prepared
+        /// there before the freeze were not decided in time), after a pause.
+        public var prepareAttempts = 4
+        public var prepareRetryPauseMicros: UInt32 = 200_000
         public init() {}
     }
 
@@ -212,7 +219,17 @@ public final class MigrationManager: @unchecked Sendable {
 
         // Prepare: the source freezes and drains the tablet and hands over
         // its completion records; its bucket count fixes the layout.
-        let prepared = try host.prepareSource(request)
+        var attempt = 1
+        let prepared: PreparedSource
+        while true {
+            do {
+                prepared = try host.prepareSource(request)
+                break
+            } catch where error.status == HostError.unavailable && attempt < defaults.prepareAttempts {
+                attempt += 1
+                usleep(defaults.prepareRetryPauseMicros)
+            }
+        }
         let layout: HashTableLayout
         do {
             layout = try HashTableLayout(bucketCount: prepared.bucketCount, partitionCount: min(partitions, Int(prepared.bucketCount)))

@@ -9,6 +9,8 @@ final class ScriptedHost: MigrationHost {
     var failFirstAttempts = 0
     var cutEveryOtherReply = false
     var refusePrepare: HostError?
+    /// Prepare answers "unavailable" this many times first.
+    var unavailablePrepares = 0
     var replayed: [UInt64: Int] = [:]
     var watermarks: [Int: UInt64] = [:]
     var calls: [String] = []
@@ -19,6 +21,10 @@ final class ScriptedHost: MigrationHost {
     func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
         calls.append("prepare")
         if let refusePrepare { throw refusePrepare }
+        if unavailablePrepares > 0 {
+            unavailablePrepares -= 1
+            throw HostError(status: HostError.unavailable, message: "1 prepared transaction operation was not decided")
+        }
         return PreparedSource(versionBound: 50, bucketCount: bucketCount, partitions: request.partitions, completionRecords: 0)
     }
     func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) { calls.append("own") }
@@ -50,6 +56,7 @@ final class ScriptedHost: MigrationHost {
         defaults.pullFailureWindowMillis = 100
         defaults.pullRetryPauseMicros = 1000
         defaults.bucketsPerBatch = bucketsPerBatch
+        defaults.prepareRetryPauseMicros = 1000
         let manager = MigrationManager(host: host, serverID: ServerID(2), defaults: defaults)
         try manager.accept(request)
         return manager.drive(request.id)
@@ -89,6 +96,20 @@ final class ScriptedHost: MigrationHost {
         let record = try #require(try run(host))
         #expect(record.phase == .failed && record.lastError == "the source does not own exactly this tablet")
         #expect(host.calls == ["prepare", "abandon"])
+    }
+
+    @Test func aPrepareTheSourceCannotTakeNowIsAskedAgain() throws {
+        let host = ScriptedHost()
+        host.unavailablePrepares = 3
+        let record = try #require(try run(host))
+        #expect(record.phase == .done)
+        #expect(host.calls == ["prepare", "prepare", "prepare", "prepare", "own", "finish"])
+
+        let busy = ScriptedHost()
+        busy.unavailablePrepares = 100
+        let failed = try #require(try run(busy))
+        #expect(failed.phase == .failed && failed.lastError == "1 prepared transaction operation was not decided")
+        #expect(busy.calls == ["prepare", "prepare", "prepare", "prepare", "abandon"], "4 attempts, then the migration fails")
     }
 
     @Test func badRequestsAreRefusedBeforeAnythingHappens() throws {
