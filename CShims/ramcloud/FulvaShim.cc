@@ -315,16 +315,27 @@ FulvaShim::finishRead(Context* context, uint64_t tableId, Buffer* request,
     shim->decideRead(tableId, request, response);
 }
 
+/// Whether the key belongs to a migration the shim knows, and its
+/// destination. Asks the plugin only while it knows some migration.
+bool
+FulvaShim::destinationOf(FulvaShim* shim, uint64_t tableId, uint64_t keyHash,
+                         uint64_t* server)
+{
+    if (shim == NULL || shim->knownMigrations == 0)
+        return false;
+    shim->pluginCalls++;
+    uint64_t migration;
+    return library.route(shim->handle, tableId, keyHash, server,
+                         &migration) != 0;
+}
+
 bool
 FulvaShim::readNow(Context* context, uint64_t tableId, uint64_t keyHash,
                    Buffer* request, Buffer* response)
 {
     FulvaShim* shim = context->fulvaShim;
-    uint64_t server, migration;
-    if (shim == NULL || shim->knownMigrations == 0 ||
-            (++shim->pluginCalls &&
-             library.route(shim->handle, tableId, keyHash, &server,
-                           &migration) == 0))
+    uint64_t server;
+    if (!destinationOf(shim, tableId, keyHash, &server))
         return false;
     shim->decideRead(tableId, request, response);
     return true;
@@ -383,11 +394,8 @@ Transport::SessionRef
 FulvaShim::route(Context* context, uint64_t tableId, uint64_t keyHash)
 {
     FulvaShim* shim = context->fulvaShim;
-    uint64_t server, migration;
-    if (shim == NULL || shim->knownMigrations == 0 ||
-            (++shim->pluginCalls &&
-             library.route(shim->handle, tableId, keyHash, &server,
-                           &migration) == 0))
+    uint64_t server;
+    if (!destinationOf(shim, tableId, keyHash, &server))
         return Transport::SessionRef();
     shim->routedRequests++;
     return FulvaDirect::session(context, server);

@@ -72,6 +72,8 @@ class FulvaShim {
                              const void* key, uint16_t keyLength, int fresh,
                              uint64_t* serverId);
 
+    static bool destinationOf(FulvaShim* shim, uint64_t tableId,
+                              uint64_t keyHash, uint64_t* server);
     /// Asks the plugin how many migrations it knows (after it learned
     /// something).
     void refresh();

@@ -27,25 +27,7 @@
 #include <unistd.h>
 
 #include "CRamCloud.h"
-
-static int64_t
-now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-/* splitmix64: a small generator with a fixed sequence per seed. */
-static uint64_t state;
-static uint64_t
-next(void)
-{
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+#include "test_client.h"
 
 int
 main(int argc, char **argv)

@@ -30,6 +30,7 @@
 
 #include "ClientException.h"
 #include "RamCloud.h"
+#include "test_client.h"
 
 using RAMCloud::Buffer;
 using RAMCloud::MultiIncrementObject;
@@ -39,26 +40,6 @@ using RAMCloud::ObjectDoesntExistException;
 using RAMCloud::RamCloud;
 
 namespace {
-
-int64_t
-now()
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
-
-uint64_t state;
-
-/// splitmix64: a fixed sequence per seed.
-uint64_t
-next()
-{
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 void
 line(const char* op, const std::string& key, int64_t input,

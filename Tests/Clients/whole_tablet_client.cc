@@ -35,6 +35,7 @@
 #include "IndexLookup.h"
 #include "Object.h"
 #include "RamCloud.h"
+#include "test_client.h"
 #include "TableEnumerator.h"
 
 using RAMCloud::Buffer;
@@ -47,14 +48,6 @@ using RAMCloud::RamCloud;
 using RAMCloud::TableEnumerator;
 
 namespace {
-
-int64_t
-now()
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
 
 std::string
 secondaryKey(uint64_t i)

@@ -32,6 +32,36 @@ extension FulvaMigrationTests {
         return output
     }
 
+    /// A new table of `keys` objects (key k<i>, value i), the state the
+    /// checker starts from, its owner and another master.
+    static func checkedTable(_ admin: RAMCloudClient, name: String, keys: Int) throws
+        -> (table: UInt64, initial: [String: RecordedInitialObject], owner: UInt64, other: UInt64) {
+        let table = try admin.createTable(name)
+        var initial: [String: RecordedInitialObject] = [:]
+        for i in 0..<keys {
+            let version = try admin.write(table: table, key: protocolKey(i), value: bytes(Int64(i)))
+            initial["k\(i)"] = RecordedInitialObject(value: Int64(i), version: version)
+        }
+        let owner = try admin.owner(table: table, keyHash: 0)
+        let other = try #require(try masters(admin).first { $0 != owner })
+        return (table, initial, owner, other)
+    }
+
+    /// `count` history_client programs (clients 1...count) on `table`,
+    /// through the shim, pausing 2 ms between operations, until `stopFile`.
+    static func launchHistoryClients(_ launcher: ClusterLauncher, _ state: ClusterState, program: String, table: String,
+                                     keys: Int, count: Int, stopFile: String, countersFile: String,
+                                     label: String) throws -> [ClientProgram] {
+        try (0..<count).map { c in
+            try ClientProgram.launch(launcher, name: "client\(c + 1)", program: program,
+                                     [state.externalStorage, "main", table, String(keys), String(hotKeys), String(c),
+                                      stopFile, "40000", "2000"],
+                                     label: label, environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath,
+                                                                 "FULVA_SHIM_COUNTERS": countersFile,
+                                                                 "RAMCLOUD_IDLE_SLEEP": "1"])
+        }
+    }
+
     /// One line of history_client's (or multi_client's) output as the checker records it.
     static func historyLine(_ line: Substring, id: Int, client: Int) -> RecordedOperation? {
         let f = line.split(separator: " ").map(String.init)
@@ -106,15 +136,8 @@ extension FulvaMigrationTests {
         }
         let library = try RAMCloudLibrary(path: Build.home.library)
         let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
-        let table = try admin.createTable("shim")
         let keys = 50_000
-        var initial: [String: RecordedInitialObject] = [:]
-        for i in 0..<keys {
-            let version = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i)))
-            initial["k\(i)"] = RecordedInitialObject(value: Int64(i), version: version)
-        }
-        let first = try admin.owner(table: table, keyHash: 0)
-        let second = try #require(try Self.masters(admin).first { $0 != first })
+        let (table, initial, first, second) = try Self.checkedTable(admin, name: "shim", keys: keys)
 
         let stopFile = launcher.directory + "/shim-clients-stop"
         let countersFile = launcher.directory + "/shim-counters.log"
@@ -123,14 +146,9 @@ extension FulvaMigrationTests {
         unlink(countersFile)
         unlink(multiCountersFile)
         let clients = 3
-        let programs = try (0..<clients).map { c in
-            try ClientProgram.launch(launcher, name: "client\(c + 1)", program: program,
-                                     [state.externalStorage, "main", "shim", String(keys), String(Self.hotKeys), String(c),
-                                      stopFile, "40000", "2000"],
-                                     label: "history", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath,
-                                                                     "FULVA_SHIM_COUNTERS": countersFile,
-                                                                     "RAMCLOUD_IDLE_SLEEP": "1"])
-        }
+        let programs = try Self.launchHistoryClients(launcher, state, program: program, table: "shim", keys: keys,
+                                                     count: clients, stopFile: stopFile, countersFile: countersFile,
+                                                     label: "history")
         // And a Python 3 client through RAMCloud's bindings (patched for Python 3).
         let python = try ClientProgram.launch(
             launcher, name: "client\(clients + 1)", program: "/usr/bin/python3",

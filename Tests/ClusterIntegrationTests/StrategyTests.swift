@@ -62,29 +62,17 @@ extension FulvaMigrationTests {
         defer { unlink(program) }
         let library = try RAMCloudLibrary(path: Build.home.library)
         let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
-        let table = try admin.createTable("mixed")
         let keys = 30_000
-        var initial: [String: RecordedInitialObject] = [:]
-        for i in 0..<keys {
-            let version = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i)))
-            initial["k\(i)"] = RecordedInitialObject(value: Int64(i), version: version)
-        }
-        let first = try admin.owner(table: table, keyHash: 0)
-        let second = try #require(try Self.masters(admin).first { $0 != first })
+        let (table, initial, first, second) = try Self.checkedTable(admin, name: "mixed", keys: keys)
 
         let stopFile = launcher.directory + "/mixed-clients-stop"
         let countersFile = launcher.directory + "/mixed-counters.log"
         unlink(stopFile)
         unlink(countersFile)
         let clients = 3
-        let programs = try (0..<clients).map { c in
-            try ClientProgram.launch(launcher, name: "client\(c + 1)", program: program,
-                                     [state.externalStorage, "main", "mixed", String(keys), String(Self.hotKeys), String(c),
-                                      stopFile, "40000", "2000"],
-                                     label: "mixed-\(strategy)", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath,
-                                                                               "FULVA_SHIM_COUNTERS": countersFile,
-                                                                               "RAMCLOUD_IDLE_SLEEP": "1"])
-        }
+        let programs = try Self.launchHistoryClients(launcher, state, program: program, table: "mixed", keys: keys,
+                                                     count: clients, stopFile: stopFile, countersFile: countersFile,
+                                                     label: "mixed-\(strategy)")
         defer {
             FileManager.default.createFile(atPath: stopFile, contents: nil)
             for p in programs where p.process.isRunning { kill(p.process.processIdentifier, SIGKILL) }
