@@ -36,6 +36,11 @@ struct FulvaMigrationTests {
         spec.basePort = 16_446
         spec.zooKeeperPort = 16_381
         spec.startTimeout = 90
+        // Two masters, a coordinator, ZooKeeper and up to six clients share
+        // two cores here: a master is sometimes descheduled for over a
+        // second, which must not get it declared crashed.
+        spec.deadServerTimeoutMillis = 5000
+        spec.rpcTimeoutMillis = 2000
         return spec
     }
 

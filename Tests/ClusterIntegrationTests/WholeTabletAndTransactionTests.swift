@@ -55,13 +55,13 @@ extension FulvaMigrationTests {
 
         let stopFile = launcher.directory + "/transaction-clients-stop"
         unlink(stopFile)
-        // Two clients, pausing 2 ms between transfers: more starves the
+        // Two clients, pausing 4 ms between transfers: more starves the
         // masters of a 2-core host (RAMCloud clients poll while they wait).
         let clients = 2
         let programs = try (0..<clients).map { c in
             try ClientProgram.launch(launcher, name: "client\(c + 1)", program: program,
                                      [state.externalStorage, "main", "bank", String(accounts), String(c), stopFile,
-                                      "100000", "2000"],
+                                      "100000", "4000"],
                                      label: "transactions", environment: ["FULVA_PLUGIN": RAMCloudHome.pluginPath,
                                                                           "RAMCLOUD_IDLE_SLEEP": "1"])
         }
