@@ -48,10 +48,12 @@ let package = Package(
         .target(name: "FulvaRAMCloud", dependencies: ["CRAMCloud", "CFulva", "FulvaCore", "FulvaClient"]),
         // Local clusters: ZooKeeper, coordinator, masters.
         .target(name: "FulvaCluster", dependencies: ["FulvaRAMCloud"]),
+        // The migration benchmark's figures and report (rc-migrate bench).
+        .target(name: "FulvaBench", dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
         .executableTarget(
             name: "rc-migrate",
             dependencies: [
-                "FulvaCore", "FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper",
+                "FulvaCore", "FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "FulvaBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Migration records in ZooKeeper (libzookeeper_mt, Debian's libzookeeper-mt-dev).
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "FulvaServerTests", dependencies: ["FulvaServer", "FulvaCore"]),
         .testTarget(name: "FulvaZooKeeperTests", dependencies: ["FulvaZooKeeper", "FulvaServer", "FulvaCore"]),
         .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck", "FulvaCore"]),
+        .testTarget(name: "FulvaBenchTests", dependencies: ["FulvaBench"]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
         .testTarget(name: "ClusterIntegrationTests",

@@ -140,3 +140,37 @@ fulva_admin_migration_status(struct rc_client* client, uint64_t destination,
         return static_cast<int>(respHdr->fulvaStatus);
     });
 }
+
+extern "C" int
+fulva_admin_transfer_probe(struct rc_client* client,
+                           const struct fulva_transfer_probe* probe,
+                           struct fulva_transfer_result* result,
+                           char* error, size_t errorLength)
+{
+    if (probe == NULL || result == NULL) {
+        report(error, errorLength, "no probe or no output for its result");
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    }
+    memset(result, 0, sizeof(*result));
+    return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
+        Context* context = ramcloud.clientContext;
+        ControlRpc<WireFormat::FulvaTransferProbe> rpc(context,
+                sessionTo(context, probe->destination));
+        WireFormat::FulvaTransferProbe::Request* reqHdr = rpc.header();
+        reqHdr->source = probe->source;
+        reqHdr->bytes = probe->bytes;
+        reqHdr->chunkBytes = probe->chunkBytes;
+        reqHdr->outstanding = probe->outstanding;
+        rpc.start();
+        Buffer* reply = rpc.reply();
+        const WireFormat::FulvaTransferProbe::Response* respHdr =
+                reply->getStart<WireFormat::FulvaTransferProbe::Response>();
+        const char* text = static_cast<const char*>(reply->getRange(
+                sizeof32(*respHdr), respHdr->errorLength));
+        report(error, errorLength, text == NULL ? "" :
+               string(text, respHdr->errorLength));
+        result->bytes = respHdr->bytes;
+        result->nanos = respHdr->nanos;
+        return static_cast<int>(respHdr->fulvaStatus);
+    });
+}

@@ -67,6 +67,9 @@ class FulvaHost {
     void read(const WireFormat::FulvaRead::Request* reqHdr,
               WireFormat::FulvaRead::Response* respHdr,
               Service::Rpc* rpc);
+    void transferProbe(const WireFormat::FulvaTransferProbe::Request* reqHdr,
+                       WireFormat::FulvaTransferProbe::Response* respHdr,
+                       Service::Rpc* rpc);
 
     // Per-request checks, called by ObjectManager on worker threads.
 

@@ -138,6 +138,24 @@ class FulvaPullRpc : public ServerIdRpcWrapper {
     DISALLOW_COPY_AND_ASSIGN(FulvaPullRpc);
 };
 
+/// RAMCloud's ECHO to a server by id: a reply of `echoLength` bytes from
+/// the server's memory, with no work behind it (the transfer probe).
+class FulvaEchoRpc : public ServerIdRpcWrapper {
+  public:
+    FulvaEchoRpc(Context* context, ServerId server, uint32_t echoLength)
+        : ServerIdRpcWrapper(context, server,
+                sizeof(WireFormat::Echo::Response))
+    {
+        WireFormat::Echo::Request* reqHdr(allocHeader<WireFormat::Echo>());
+        reqHdr->length = 0;
+        reqHdr->echoLength = echoLength;
+        send();
+    }
+    void wait() { waitAndCheckErrors(); }
+    uint32_t replyBytes() { return response->size(); }
+    DISALLOW_COPY_AND_ASSIGN(FulvaEchoRpc);
+};
+
 class FulvaPriorityPullRpc : public ServerIdRpcWrapper {
   public:
     FulvaPriorityPullRpc(Context* context, ServerId source,
@@ -882,6 +900,75 @@ FulvaHost::frozenHere(Key& key)
     TabletManager::Tablet tablet;
     return master->tabletManager.getTablet(key, &tablet) &&
             tablet.state == TabletManager::FULVA_SOURCE;
+}
+
+/**
+ * FULVA_TRANSFER_PROBE: how fast this master can receive bulk data from
+ * another over the cluster's transport. It keeps `outstanding` ECHO
+ * requests in flight, each answered with chunkBytes from the source's
+ * memory, until `bytes` have arrived: the same direction, reply size and
+ * concurrency as a migration's pulls, without the hash-table walk at the
+ * source or the replay here, so a migration's rate can be read as a
+ * fraction of what the transport itself gives.
+ */
+void
+FulvaHost::transferProbe(const WireFormat::FulvaTransferProbe::Request* reqHdr,
+                         WireFormat::FulvaTransferProbe::Response* respHdr,
+                         Service::Rpc* rpc)
+{
+    string error;
+    respHdr->fulvaStatus = FULVA_OK;
+    respHdr->bytes = 0;
+    respHdr->nanos = 0;
+    ServerId source(reqHdr->source);
+    if (reqHdr->chunkBytes == 0 || reqHdr->chunkBytes > (1u << 20) ||
+            reqHdr->outstanding == 0 || reqHdr->outstanding > 64) {
+        respHdr->fulvaStatus = FULVA_ERROR_INVALID_ARGUMENT;
+        error = "chunk bytes must be in 1...1048576 and outstanding "
+                "requests in 1...64";
+    } else if (source == self ||
+            !context->serverList->isUp(source)) {
+        respHdr->fulvaStatus = FULVA_ERROR_INVALID_ARGUMENT;
+        error = format("server %s is %s", source.toString().c_str(),
+                source == self ? "this master"
+                                           : "not up in the cluster");
+    } else {
+        std::vector<std::unique_ptr<FulvaEchoRpc>> inFlight;
+        uint64_t requested = 0, received = 0;
+        uint64_t start = Cycles::rdtsc();
+        try {
+            while (received < reqHdr->bytes) {
+                while (inFlight.size() < reqHdr->outstanding &&
+                        requested < reqHdr->bytes) {
+                    uint32_t chunk = static_cast<uint32_t>(std::min<uint64_t>(
+                            reqHdr->chunkBytes, reqHdr->bytes - requested));
+                    inFlight.emplace_back(
+                            new FulvaEchoRpc(context, source, chunk));
+                    requested += chunk;
+                }
+                // The oldest first: replies of equal size arrive in order.
+                if (!waitPolitely(inFlight.front().get(),
+                        RPC_TIMEOUT_SECONDS)) {
+                    throw Exception(HERE, "no echo reply in time");
+                }
+                inFlight.front()->wait();
+                received += inFlight.front()->replyBytes() -
+                        sizeof32(WireFormat::Echo::Response);
+                inFlight.erase(inFlight.begin());
+            }
+            respHdr->nanos = Cycles::toNanoseconds(Cycles::rdtsc() - start);
+            respHdr->bytes = received;
+        } catch (Exception& e) {
+            for (auto& echo : inFlight)
+                echo->cancel();
+            respHdr->fulvaStatus = FULVA_ERROR_UNAVAILABLE;
+            error = format("transfer from server %s failed after %lu bytes: "
+                    "%s", source.toString().c_str(), received,
+                    e.message.c_str());
+        }
+    }
+    respHdr->errorLength = downCast<uint32_t>(error.size());
+    rpc->replyPayload->appendCopy(error.data(), respHdr->errorLength);
 }
 
 /**

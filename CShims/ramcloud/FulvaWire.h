@@ -151,6 +151,28 @@ struct FulvaRead {
     } __attribute__((packed));
 };
 
+/// Client -> destination: fetch `bytes` from `source` as ECHO replies of
+/// chunkBytes, `outstanding` at a time, and report how long it took
+/// (fulva_admin_transfer_probe).
+struct FulvaTransferProbe {
+    static const Opcode opcode = FULVA_TRANSFER_PROBE;
+    static const ServiceType service = MASTER_SERVICE;
+    struct Request {
+        RequestCommon common;
+        uint64_t source;
+        uint64_t bytes;
+        uint32_t chunkBytes;
+        uint32_t outstanding;
+    } __attribute__((packed));
+    struct Response {
+        ResponseCommon common;
+        int32_t fulvaStatus;
+        uint32_t errorLength;       // message bytes following this header
+        uint64_t bytes;
+        uint64_t nanos;
+    } __attribute__((packed));
+};
+
 } // namespace WireFormat
 } // namespace RAMCloud
 

@@ -339,6 +339,24 @@ extension RAMCloudClient {
         try adminCall { error, length in library.api.countObjects!(client, server.rawValue, &t, &objects, error, length) }
         return objects
     }
+
+    /// The raw transfer rate from `source` to `destination` over the
+    /// cluster's transport (fulva_admin_transfer_probe): `bytes` fetched by
+    /// the destination in replies of `chunkBytes`, `outstanding` at a time.
+    public func transferProbe(from source: ServerID, to destination: ServerID, bytes: UInt64,
+                              chunkBytes: UInt32, outstanding: UInt32) throws(RAMCloudError)
+        -> (bytes: UInt64, nanoseconds: UInt64) {
+        try library.requireFulva()
+        guard library.api.transferProbe != nil else {
+            throw RAMCloudError(status: Int32(FULVA_ERROR_UNAVAILABLE),
+                                message: "this libramcloud has no transfer probe (rebuild with scripts/build-ramcloud)")
+        }
+        var probe = fulva_transfer_probe(source: source.rawValue, destination: destination.rawValue, bytes: bytes,
+                                         chunkBytes: chunkBytes, outstanding: outstanding)
+        var result = fulva_transfer_result()
+        try adminCall { error, length in library.api.transferProbe!(client, &probe, &result, error, length) }
+        return (result.bytes, result.nanos)
+    }
 }
 
 

@@ -10,7 +10,7 @@ struct RCMigrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rc-migrate",
         abstract: "Migrate RAMCloud tablets live, and run local clusters to try it.",
-        subcommands: [Start.self, StatusCommand.self, Cluster.self])
+        subcommands: [Start.self, StatusCommand.self, Cluster.self, Bench.self])
 }
 
 struct ClusterOptions: ParsableArguments {

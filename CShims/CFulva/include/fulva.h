@@ -371,6 +371,29 @@ int fulva_admin_count_objects(struct rc_client *client, uint64_t server,
                               uint64_t *objects, char *error,
                               size_t errorLength);
 
+/* The raw transfer rate from one master to another over the cluster's
+ * transport, the ceiling a migration's pulls run against: `destination`
+ * fetches `bytes` from `source` in replies of `chunkBytes` (RAMCloud's
+ * ECHO, served from the source's memory without copying), `outstanding`
+ * requests at a time. */
+struct fulva_transfer_probe {
+    uint64_t source;
+    uint64_t destination;
+    uint64_t bytes;
+    uint32_t chunkBytes;            /* 1 ... 1 MB */
+    uint32_t outstanding;           /* 1 ... 64 */
+};
+
+struct fulva_transfer_result {
+    uint64_t bytes;                 /* received by the destination */
+    uint64_t nanos;                 /* first request sent to last reply */
+};
+
+int fulva_admin_transfer_probe(struct rc_client *client,
+                               const struct fulva_transfer_probe *probe,
+                               struct fulva_transfer_result *result,
+                               char *error, size_t errorLength);
+
 /* ======================================================================
  * The client shim: libramcloud (patched) hands operations on migrating
  * tablets to the plugin, which carries out FulvaCore's client rules, so
