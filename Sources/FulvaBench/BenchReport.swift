@@ -100,6 +100,8 @@ public struct MigrationFigures: Codable, Sendable, Equatable {
     public var fractionOfCeiling: Double?
     /// Keys the destination fetched from the source ahead of their batch.
     public var priorityPulls: Int?
+    /// Why the migration failed (nil: it finished).
+    public var error: String?
 
     public init(id: UInt64?, source: UInt64, destination: UInt64, seconds: Double, bytes: UInt64, objects: UInt64?,
                 ceiling: TransferCeiling?, priorityPulls: Int?) {
@@ -273,7 +275,7 @@ public struct BenchReport: Codable, Sendable, Equatable {
             func fmt(_ v: Double?, _ spec: String = "%.0f") -> String { v.map { String(format: spec, $0) } ?? "-" }
             rows.append([
                 run.name,
-                fmt(f.window.operationsPerSecond),
+                run.migration?.error != nil ? "FAILED" : fmt(f.window.operationsPerSecond),
                 cmp.map { fmt($0.throughputRatio, "%.2f") } ?? (run == baseline ? "1" : "-"),
                 fmt(f.window.latency?.p50Micros), fmt(f.window.latency?.p99Micros),
                 cmp.map { fmt($0.p99Ratio, "%.2f") } ?? "-",
@@ -298,6 +300,9 @@ public struct BenchReport: Codable, Sendable, Equatable {
         }
         lines.append("window: the migration (baseline: the same stretch of its load, as long as the longest migration); "
             + "gap: longest time without a completed operation of that kind on the migrating range")
+        for run in runs {
+            if let error = run.migration?.error { lines.append("\(run.name): the migration FAILED: \(error)") }
+        }
         for cmp in comparisons {
             let missed = cmp.targets.filter { !$0.met }
             lines.append("\(cmp.run): " + (missed.isEmpty ? "every target met" : "missed " + missed.map {

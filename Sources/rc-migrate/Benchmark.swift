@@ -111,6 +111,13 @@ struct Bench: ParsableCommand {
         guard home.plugin != nil else { throw fail("no Fulva plugin at \(RAMCloudHome.pluginPath); run scripts/build-plugin") }
         let launcher = ClusterLauncher(directory: dir, home: home)
         if ProcessInfo.processInfo.environment[Self.insideVariable] == "1" {
+            // Ends with the command that started it (which stops the cluster);
+            // its clients end with it (PR_SET_PDEATHSIG).
+            let parent = getppid()
+            Thread.detachNewThread {
+                while getppid() == parent { sleep(1) }
+                Glibc.exit(1)
+            }
             try BenchDriver(command: self, launcher: launcher, clientProgram: client).run()
             return
         }
@@ -132,8 +139,10 @@ struct Bench: ParsableCommand {
         spec.basePort = 12_446
         spec.zooKeeperPort = 12_381
         spec.idleSleep = true
-        spec.deadServerTimeoutMillis = 5000
-        spec.rpcTimeoutMillis = 2000
+        // A master replaying a large migration while serving the load on a
+        // small host goes silent for seconds: not a crash.
+        spec.deadServerTimeoutMillis = 15_000
+        spec.rpcTimeoutMillis = 5000
         let status: Int32
         do {
             defer { _ = try? launcher.down() }
@@ -148,6 +157,15 @@ struct Bench: ParsableCommand {
             driver.arguments = Array(argv.dropFirst())
             driver.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
                 .merging([Self.insideVariable: "1"]) { _, new in new }
+            // Ctrl-C or a kill stops the driver; the cluster is then stopped here.
+            let signals = [SIGINT, SIGTERM].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { if driver.isRunning { kill(driver.processIdentifier, SIGTERM) } }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
             try driver.run()
             driver.waitUntilExit()
             status = driver.terminationStatus
@@ -233,22 +251,27 @@ struct BenchDriver {
         var runs: [BenchRun] = []
         var tabletBytes: UInt64?
         for strategy in strategies {
+            // After a failed migration the cluster may be short of a master.
+            guard !runs.contains(where: { $0.migration?.error != nil }) else {
+                command.progress("\(strategy): skipped after a failed migration")
+                continue
+            }
             let run = try runOnce(name: strategy.rawValue, state: state, admin: admin, store: store, tableID: tableID,
                                   lastMigrating: lastMigrating, strategy: strategy, source: owner, destination: other,
                                   baselineSeconds: nil, tabletBytes: tabletBytes, ceiling: ceiling)
-            if strategy != .source { tabletBytes = run.migration?.bytes }
+            if strategy != .source && run.migration?.error == nil { tabletBytes = run.migration?.bytes }
             runs.append(run)
-            swap(&owner, &other)
+            if run.migration?.error == nil { swap(&owner, &other) }
         }
         // The baseline last: as long as the longest migration.
-        let longest = runs.compactMap { $0.migration?.seconds }.max() ?? 5
+        let longest = runs.compactMap { $0.migration?.error == nil ? $0.migration?.seconds : nil }.max() ?? 5
         runs.insert(try runOnce(name: "baseline", state: state, admin: admin, store: store, tableID: tableID,
                                 lastMigrating: lastMigrating, strategy: nil, source: owner, destination: other,
                                 baselineSeconds: max(longest, 1), tabletBytes: nil, ceiling: ceiling), at: 0)
         // Source-driven migration reports no bytes: the tablet's size as
         // another strategy's record measured it.
         for index in runs.indices where runs[index].name == Strategy.source.rawValue {
-            if let tabletBytes, let m = runs[index].migration {
+            if let tabletBytes, let m = runs[index].migration, m.error == nil {
                 runs[index].migration = MigrationFigures(id: nil, source: m.source, destination: m.destination,
                                                          seconds: m.seconds, bytes: tabletBytes, objects: nil,
                                                          ceiling: ceiling, priorityPulls: nil)
@@ -267,6 +290,10 @@ struct BenchDriver {
         print(report.table)
         print("report: \(command.output)")
         if command.plot != "none" { try drawPlot() }
+        let failed = runs.filter { $0.migration?.error != nil }
+        if !failed.isEmpty {
+            throw fail("migration failed: " + failed.map { "\($0.name): \($0.migration!.error!)" }.joined(separator: "; "))
+        }
     }
 
     /// One run: fresh clients, a migration (or none) after the warm-up.
@@ -305,14 +332,24 @@ struct BenchDriver {
         let windowStart = monotonicNanos()
         var migration: MigrationFigures?
         if let strategy {
-            migration = try migrate(strategy, admin: admin, store: store, state: state, tableID: tableID,
-                                    lastMigrating: lastMigrating, source: source, destination: destination,
-                                    ceiling: ceiling, tabletBytes: tabletBytes, name: name)
+            do {
+                migration = try migrate(strategy, admin: admin, store: store, state: state, tableID: tableID,
+                                        lastMigrating: lastMigrating, source: source, destination: destination,
+                                        ceiling: ceiling, tabletBytes: tabletBytes, name: name)
+            } catch {
+                // Measured all the same: what the clients saw of a failed migration.
+                var failed = MigrationFigures(id: nil, source: source, destination: destination,
+                                              seconds: Double(monotonicNanos() - windowStart) / 1e9, bytes: 0,
+                                              objects: nil, ceiling: nil, priorityPulls: nil)
+                failed.error = "\(error)"
+                migration = failed
+                command.progress("\(name): migration failed: \(error)")
+            }
         } else {
             usleep(UInt32((baselineSeconds ?? 5) * 1e6))
         }
         let windowEnd = monotonicNanos()
-        if let migration {
+        if let migration, migration.error == nil {
             command.progress(String(format: "%@: migration done in %.2f s, %.1f MB/s", name, migration.seconds,
                                     migration.megabytesPerSecond))
         }
@@ -356,7 +393,7 @@ struct BenchDriver {
             let status = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
             if status.phase.isTerminal {
                 guard status.phase == .done else {
-                    throw fail("\(name): migration \(request.id) \(status.phase): \(status.lastError ?? "")")
+                    throw BenchError("migration \(request.id) \(status.phase): \(status.lastError ?? "")")
                 }
                 let seconds = Double(monotonicNanos() - started) / 1e9
                 return MigrationFigures(id: request.id.rawValue, source: source, destination: destination,
@@ -364,7 +401,7 @@ struct BenchDriver {
                                         ceiling: ceiling, priorityPulls: priorityPulls(state, id: request.id))
             }
             if monotonicNanos() > deadline {
-                throw fail("\(name): migration \(request.id) still \(status.phase) after \(command.timeout) s")
+                throw BenchError("migration \(request.id) still \(status.phase) after \(command.timeout) s")
             }
             if status.progress - lastShown >= 0.25 {
                 lastShown = status.progress

@@ -17,6 +17,8 @@
  */
 
 #include <getopt.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,6 +411,8 @@ int
 main(int argc, char** argv)
 {
     Options o = parse(argc, argv);
+    // A benchmark killed mid-run leaves no load behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     try {
         RamCloud ramcloud(o.coordinator.c_str(), o.cluster.c_str());
         uint64_t tableId = ramcloud.getTableId(o.table.c_str());

@@ -1,0 +1,87 @@
+import Foundation
+import FulvaBench
+import FulvaCluster
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FulvaMigrationTests {
+    /// rc-migrate bench with a small table: its own cluster, the baseline
+    /// and the three strategies under one load, the report, the table and
+    /// the plot. Asserts what each part of the report must hold, not the
+    /// speed (a 2-core host says little about that; the numbers are read
+    /// from full runs by hand).
+    @Test func benchmarkReportsEveryStrategyBesideTheBaseline() throws {
+        let rcMigrate = try #require(ClientProgram.rcMigrate, "rc-migrate is built with the tests")
+        let directory = NSTemporaryDirectory() + "fulva-bench-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Should the benchmark be killed at the timeout, its cluster goes too.
+        defer { _ = try? ClusterLauncher(directory: directory + "/cluster").down() }
+        let report = directory + "/bench.json", plot = directory + "/bench.svg"
+        let run = try HostCommand.execute(
+            [rcMigrate, "bench", "--transport", "udp", "--dir", directory + "/cluster", "--records", "20000",
+             "--migrate-after", "2", "--tail", "1", "--output", report, "--plot", plot],
+            timeout: 420)
+        #expect(run.status == 0, "rc-migrate bench: \(run.errorOutput.suffix(2000))")
+        print(run.output)
+        // The benchmark stopped the cluster it started.
+        #expect(try ClusterLauncher(directory: directory + "/cluster").load() == nil, "the cluster is down")
+        let bench = try BenchReport.decode(Data(contentsOf: URL(fileURLWithPath: report)))
+
+        #expect(bench.runs.map(\.name) == ["baseline", "fulva", "rocksteady", "source"])
+        #expect(bench.comparisons.map(\.run) == ["fulva", "rocksteady", "source"])
+        #expect(bench.comparisons.allSatisfy { $0.targets.count == 4 })
+        let ceiling = try #require(bench.ceiling)
+        #expect(ceiling.bytes >= 16 << 20 && ceiling.megabytesPerSecond > 0)
+        for r in bench.runs {
+            let f = r.figures
+            // Every run lasts warm-up + window + tail: one point per 100 ms.
+            #expect(f.series.count >= 30, "\(r.name): \(f.series.count) points")
+            #expect(f.series.contains { $0.migrating.operations > 0 } && f.series.contains { $0.rest.operations > 0 })
+            #expect(f.window.operations > 0 && f.window.latency != nil, "\(r.name): operations in the window")
+            #expect(f.windowEndMillis > f.windowStartMillis && f.windowStartMillis >= 2000)
+            #expect(Set(f.longestGapMillis.keys) == ["read", "write"])
+            // Client counts agree with the histories, and the clients counted their UDP bytes.
+            #expect(r.clients.operations == f.operations)
+            #expect(r.clients.bytesPerRequest > 100, "\(r.name): \(r.clients.bytesPerRequest) B per request")
+            #expect(r.clients.shim.loaded, "\(r.name): clients run with the shim")
+            if r.name == "baseline" {
+                #expect(r.migration == nil && r.clients.shim.migrationsLearned == 0)
+                continue
+            }
+            let m = try #require(r.migration)
+            #expect(m.seconds > 0 && m.bytes > 1_000_000 && (m.fractionOfCeiling ?? 0) > 0, "\(r.name): \(m)")
+            if r.name != "source" {
+                #expect(f.failed == 0, "\(r.name) fails no operation")
+                #expect(m.priorityPulls != nil, "\(r.name): the destination logged its priority pulls")
+                #expect(r.clients.shim.migrationsLearned > 0, "\(r.name): clients learned the migration")
+            }
+        }
+        let rocksteady = try #require(bench.runs.first { $0.name == "rocksteady" })
+        #expect(rocksteady.clients.shim.dualReads == 0, "rocksteady reads one server")
+        for name in ["baseline", "fulva", "rocksteady", "source", "bulk-transfer ceiling", "×base"] {
+            #expect(run.output.contains(name), "the table shows \(name)")
+        }
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.contains("<svg") && svg.contains("p99 latency"), "an SVG plot with its panels")
+    }
+
+    /// Bad benchmark options are refused before anything starts.
+    @Test func benchmarkRefusesBadOptions() throws {
+        let rcMigrate = try #require(ClientProgram.rcMigrate)
+        for (arguments, message) in [(["--records", "10"], "--records must be in"),
+                                     (["--strategies", "fulva,teleport"], "unknown strategy 'teleport'"),
+                                     (["--strategies", "fulva,fulva"], "at most once"),
+                                     (["--read-ratio", "1.5"], "--read-ratio must be in"),
+                                     (["--plot", "out.pdf"], "--plot must end in"),
+                                     (["--transport", "carrier-pigeon"], "--transport is")] {
+            let run = try HostCommand.execute([rcMigrate, "bench", "--dir", "/nonexistent/bench"] + arguments, timeout: 30)
+            #expect(run.status == 64, "\(arguments): status \(run.status)")
+            #expect(run.errorOutput.contains(message), "\(arguments): \(run.errorOutput)")
+        }
+    }
+}
