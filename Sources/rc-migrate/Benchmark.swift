@@ -95,9 +95,13 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Master memory: the table twice (a migration's copy, the log's
-    /// cleaning headroom), objects costing about 60 bytes beyond their value.
-    var masterMemoryMB: Int { memory ?? max(512, records * (valueBytes + 60) * 3 / 1_000_000) }
+    /// Master memory: room for the table several times over, objects
+    /// costing about 60 bytes beyond their value. Each run moves the table
+    /// to the other master, whose log still holds the copy it gave away
+    /// until its cleaner frees it, and RAMCloud's own migration replays
+    /// whole 8 MB segments on top: with 3× the table a destination ran
+    /// out of log space in the source-driven run and exited.
+    var masterMemoryMB: Int { memory ?? max(1024, records * (valueBytes + 60) * 8 / 1_000_000) }
 
     var home: RAMCloudHome { ramcloudHome.map { RAMCloudHome(path: $0) } ?? RAMCloudHome() }
 
