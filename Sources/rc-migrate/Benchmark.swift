@@ -172,10 +172,12 @@ struct Bench: ParsableCommand {
             defer { signals.forEach { $0.cancel() } }
             try driver.run()
             driver.waitUntilExit()
-            status = driver.terminationStatus
+            status = driver.terminationReason == .uncaughtSignal ? 128 + driver.terminationStatus
+                                                                 : driver.terminationStatus
         } catch let error as ClusterError {
             throw fail(error.description)
         }
+        if status > 128 { FileHandle.standardError.write(Data("rc-migrate bench: interrupted; the cluster is stopped\n".utf8)) }
         if status != 0 { throw ExitCode(status) }
     }
 
