@@ -143,6 +143,8 @@ public struct RunFigures: Codable, Sendable, Equatable {
     /// operation of that kind on the migrating range completed
     /// successfully (window edges count as completions), in ms.
     public var longestGapMillis: [String: Double]
+    /// Where each of those gaps began, in ms from the start of the load.
+    public var longestGapStartMillis: [String: Double]
     public var series: [SeriesPoint]
 
     /// The longest gap of any kind.
@@ -169,15 +171,17 @@ public enum BenchFigures {
                                latency: LatencySummary(h))
     }
 
-    /// The longest stretch of `window` without a completion among `ends`.
-    static func longestGap(_ ends: [UInt64], in window: TimeWindow) -> UInt64 {
+    /// The longest stretch of `window` without a completion among `ends`:
+    /// its length and where it began.
+    static func longestGap(_ ends: [UInt64], in window: TimeWindow) -> (length: UInt64, start: UInt64) {
         var previous = window.start
-        var longest: UInt64 = 0
+        var longest: (length: UInt64, start: UInt64) = (0, window.start)
         for end in ends.sorted() where window.contains(end) {
-            longest = max(longest, end - previous)
+            if end - previous > longest.length { longest = (end - previous, previous) }
             previous = end
         }
-        return max(longest, window.end - previous)
+        if window.end - previous > longest.length { longest = (window.end - previous, previous) }
+        return longest
     }
 
     /// The figures of one run: `loadStart` is when the clients began,
@@ -186,10 +190,12 @@ public enum BenchFigures {
                            intervalNanos: UInt64 = 100_000_000) -> RunFigures {
         let windowSeconds = Double(window.nanoseconds) / 1e9
         let inWindow = operations.filter { window.contains($0.end) }
-        var gaps: [String: Double] = [:]
+        var gaps: [String: Double] = [:], gapStarts: [String: Double] = [:]
         for kind in BenchOperation.Kind.allCases {
             let ends = inWindow.filter { $0.kind == kind && $0.migrating && !$0.failed }.map(\.end)
-            gaps["\(kind)"] = Double(longestGap(ends, in: window)) / 1e6
+            let gap = longestGap(ends, in: window)
+            gaps["\(kind)"] = Double(gap.length) / 1e6
+            gapStarts["\(kind)"] = Double(Int64(gap.start) - Int64(loadStart)) / 1e6
         }
         // The series: operations by the interval they completed in.
         var buckets: [[BenchOperation]] = []
@@ -212,6 +218,6 @@ public enum BenchFigures {
             windowEndMillis: Double(Int64(window.end) - Int64(loadStart)) / 1e6,
             window: interval(inWindow, seconds: windowSeconds),
             windowMigrating: interval(inWindow.lazy.filter(\.migrating), seconds: windowSeconds),
-            longestGapMillis: gaps, series: series)
+            longestGapMillis: gaps, longestGapStartMillis: gapStarts, series: series)
     }
 }

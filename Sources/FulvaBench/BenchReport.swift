@@ -167,6 +167,11 @@ public struct BenchRun: Codable, Sendable, Equatable {
     public var figures: RunFigures
     public var migration: MigrationFigures?
     public var clients: ClientTotals
+    /// A migration run (the baseline has none).
+    public var migrated: Bool {
+        if case .some = migration { return true }
+        return false
+    }
     /// Reads the shim sent to both servers, over every read of the run.
     public var dualReadShare: Double {
         figures.reads > 0 ? Double(clients.shim.dualReads) / Double(figures.reads) : 0
@@ -230,9 +235,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
         self.configuration = configuration
         self.ceiling = ceiling
         self.runs = runs
-        let baseline = runs.first { $0.migration == nil }
-        comparisons = baseline.map { base in runs.filter { $0.migration != nil }.map { Comparison($0, baseline: base) } }
-            ?? []
+        let baseline = runs.first { !$0.migrated }
+        comparisons = baseline.map { base in runs.filter(\.migrated).map { Comparison($0, baseline: base) } } ?? []
     }
 
     public func json() throws -> Data {
@@ -300,7 +304,13 @@ public struct BenchReport: Codable, Sendable, Equatable {
         }
         lines.append("window: the migration (baseline: the same stretch of its load, as long as the longest migration); "
             + "gap: longest time without a completed operation of that kind on the migrating range")
-        for run in runs {
+        for run in runs where run.migration != nil {
+            let f = run.figures
+            let at = f.longestGapMillis.keys.sorted().map { kind in
+                String(format: "%@ %.1f ms from %+.0f ms", kind, f.longestGapMillis[kind] ?? 0,
+                       (f.longestGapStartMillis[kind] ?? 0) - f.windowStartMillis)
+            }
+            lines.append("\(run.name): longest gaps " + at.joined(separator: ", ") + " (from the migration's start)")
             if let error = run.migration?.error { lines.append("\(run.name): the migration FAILED: \(error)") }
         }
         for cmp in comparisons {

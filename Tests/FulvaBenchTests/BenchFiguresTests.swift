@@ -38,8 +38,8 @@ struct BenchFiguresTests {
         ops.append(BenchOperation(start: 1090 * ms, end: 1100 * ms, kind: .write, migrating: true))
         ops.append(BenchOperation(start: 1190 * ms, end: 1200 * ms, kind: .write, migrating: true))
         let f = BenchFigures.run(ops, loadStart: 0, window: window)
-        #expect(f.longestGapMillis["read"] == 300)
-        #expect(f.longestGapMillis["write"] == 800)
+        #expect(f.longestGapMillis["read"] == 300 && f.longestGapStartMillis["read"] == 1400)
+        #expect(f.longestGapMillis["write"] == 800 && f.longestGapStartMillis["write"] == 1200)
         #expect(f.longestGapAnyKindMillis == 800)
         #expect(f.failed == 1)
         #expect(f.windowStartMillis == 1000 && f.windowEndMillis == 2000)
@@ -81,7 +81,8 @@ struct BenchFiguresTests {
         let window = IntervalFigures(operations: 1000, failed: failed, operationsPerSecond: opsPerSecond, latency: latency)
         let figures = RunFigures(operations: 1000, failed: failed, reads: 900, windowStartMillis: 0, windowEndMillis: 1000,
                                  window: window, windowMigrating: window,
-                                 longestGapMillis: ["read": gap, "write": gap / 2], series: [])
+                                 longestGapMillis: ["read": gap, "write": gap / 2],
+                                 longestGapStartMillis: ["read": 0, "write": 0], series: [])
         let m = migration ? MigrationFigures(id: 1, source: 1, destination: 2, seconds: 2, bytes: 100_000_000,
                                              objects: 1, ceiling: TransferCeiling(source: 1, destination: 2,
                                                                                   bytes: 200_000_000, seconds: 1,
