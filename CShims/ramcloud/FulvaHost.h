@@ -164,6 +164,7 @@ class FulvaHost {
     void forgetTarget(uint64_t migrationId);
     void installCompletionRecord(const std::string& entry);
     void raiseSafeVersion(uint64_t minimum);
+    void removeOrphanedObjectsPaced();
     uint32_t preparedOperationsIn(const fulva_tablet& tablet);
     void collectCompletionRecords(const fulva_tablet& tablet, Buffer* out,
                                   uint32_t* count);

@@ -75,6 +75,10 @@ keyString(Key& key)
 
 /// How long a driver thread waits for one RPC to another master.
 const double RPC_TIMEOUT_SECONDS = 30.0;
+/// The paced drop (removeOrphanedObjectsPaced) sleeps this long after
+/// every this many hash-table buckets.
+const uint64_t DROP_BUCKETS_PER_PAUSE = 2048;
+const useconds_t DROP_PAUSE_MICROS = 200;
 
 /// Partitions a tag reports (MigrationRequest.maxPartitions: the most a
 /// migration may have).
@@ -722,7 +726,7 @@ FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
             TableStats::deleteKeyHashRange(&master->masterTableMetadata,
                     t.tableId, t.firstKeyHash, t.lastKeyHash);
             // Worker thread: these scan the whole hash table.
-            master->objectManager.removeOrphanedObjects();
+            removeOrphanedObjectsPaced();
             master->transactionManager.removeOrphanedOps();
             LOG(NOTICE, "Fulva: migration %lu done: dropped tablet "
                     "[0x%lx, 0x%lx] of table %lu", reqHdr->migrationId,
@@ -739,6 +743,34 @@ FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
     }
     if (plugin != NULL)
         pluginSourceEnd(plugin, reqHdr->migrationId);
+}
+
+/**
+ * ObjectManager::removeOrphanedObjects with pauses: the same bucket-by-
+ * bucket removal of objects no tablet here covers any more, but it sleeps
+ * briefly after every few thousand buckets. Run flat out, its tablet lookup
+ * per object (TabletManager's spin lock, which every client request also
+ * takes) and its CPU starved the masters' dispatch threads of a 2-core host
+ * for 80 ms after a million-object tablet left (`rc-migrate bench`: the
+ * longest gap of a Fulva migration, at its very end). The drop is the
+ * migration's last step and is not waited for by clients: a slower one
+ * costs nobody.
+ */
+void
+FulvaHost::removeOrphanedObjectsPaced()
+{
+    ObjectManager& om = master->objectManager;
+    uint64_t buckets = om.objectMap.getNumBuckets();
+    for (uint64_t bucket = 0; bucket < buckets; bucket++) {
+        {
+            ObjectManager::HashTableBucketLock lock(om, bucket);
+            ObjectManager::CleanupParameters params = { &om, &lock };
+            om.objectMap.forEachInBucket(
+                    ObjectManager::removeIfOrphanedObject, &params, bucket);
+        }
+        if (bucket % DROP_BUCKETS_PER_PAUSE == DROP_BUCKETS_PER_PAUSE - 1)
+            usleep(DROP_PAUSE_MICROS);
+    }
 }
 
 bool
