@@ -24,13 +24,15 @@ extension FulvaMigrationTests {
         let report = directory + "/bench.json", plot = directory + "/bench.svg"
         let run = try HostCommand.execute(
             [rcMigrate, "bench", "--transport", "udp", "--dir", directory + "/cluster", "--records", "20000",
-             "--migrate-after", "2", "--tail", "1", "--output", report, "--plot", plot],
+             "--migrate-after", "2", "--tail", "1", "--outstanding", "2", "--read-ratio", "0.9",
+             "--output", report, "--plot", plot],
             timeout: 420)
         #expect(run.status == 0, "rc-migrate bench: \(run.errorOutput.suffix(2000))")
         print(run.output)
         // The benchmark stopped the cluster it started.
         #expect(try ClusterLauncher(directory: directory + "/cluster").load() == nil, "the cluster is down")
         let bench = try BenchReport.decode(Data(contentsOf: URL(fileURLWithPath: report)))
+        #expect(bench.configuration.outstanding == 2 && bench.configuration.readRatio == 0.9)
 
         #expect(bench.runs.map(\.name) == ["baseline", "fulva", "rocksteady", "source"])
         #expect(bench.comparisons.map(\.run) == ["fulva", "rocksteady", "source"])
