@@ -291,3 +291,46 @@ struct StatusCommand: ParsableCommand {
         }
     }
 }
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List migrations from their records in ZooKeeper, oldest first.",
+        discussion: """
+            One line per migration: id, phase, strategy, table and key-hash range, source
+            and destination, progress, objects and bytes moved, when it started (UTC) and
+            how long it ran (or has been running). --json prints the records as JSON lines.
+
+            Examples:
+              rc-migrate list
+              rc-migrate list --active
+              rc-migrate list --json
+            """)
+    @OptionGroup var connection: Connection
+    @Flag(help: "Only migrations that have not ended.") var active = false
+    @Flag(help: "JSON lines.") var json = false
+
+    func run() throws {
+        let store = try connection.records()
+        let records: [MigrationRecord]
+        do {
+            records = try store.list().sorted { $0.id.rawValue < $1.id.rawValue }
+        } catch {
+            throw fail("cannot read the migration records: \(error)")
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for record in records where !active || !record.phase.isTerminal {
+            print(json ? recordJSON(record) : Self.line(record, now: now))
+        }
+    }
+
+    static func line(_ r: MigrationRecord, now: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        let started = formatter.string(from: Date(timeIntervalSince1970: Double(r.createdAt) / 1000))
+        let ranMillis = (r.phase.isTerminal ? r.updatedAt : now) - r.createdAt
+        return "\(r.id.rawValue)\t\(r.phase)\t\(r.strategy)\t\(r.tablet)\t"
+            + "\(r.source.rawValue) -> \(r.destination.rawValue)\t"
+            + String(format: "%.0f%%\t%llu objects\t%llu bytes\t%@\t%.1f s", r.progress * 100, r.objectsMoved,
+                     r.bytesMoved, started, Double(max(0, ranMillis)) / 1000)
+            + (r.lastError.map { "\t\($0)" } ?? "")
+    }
+}

@@ -10,7 +10,14 @@ struct RCMigrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rc-migrate",
         abstract: "Migrate RAMCloud tablets live, and run local clusters to try it.",
-        subcommands: [Start.self, StatusCommand.self, Cluster.self, Bench.self])
+        discussion: """
+            Data goes to stdout, progress and messages to stderr; --json gives JSON instead
+            of text. Exit status: 0 done; 1 failed or refused (the message says why, and
+            nothing was changed in the cluster); 3 a --wait or --timeout ran out (the
+            migration goes on); 64 bad usage; 128+N killed by signal N (rc-migrate bench).
+            A migration runs in the masters: killing rc-migrate does not disturb it.
+            """,
+        subcommands: [Start.self, StatusCommand.self, List.self, Cluster.self, Bench.self])
 }
 
 struct ClusterOptions: ParsableArguments {

@@ -258,6 +258,14 @@ struct FulvaMigrationTests {
         let listed = try Self.rcMigrate(["status", "--json"] + storage)
         #expect(listed.status == 0 && listed.out.contains("\"phase\":\"done\"") && listed.out.contains("\"lastKeyHash\":\(Int64.max)"),
                 "status lists the record: \(listed.out) \(listed.err)")
+        // list: every record (text and JSON lines), and none with --active once they ended.
+        let all = try Self.rcMigrate(["list"] + storage), allJSON = try Self.rcMigrate(["list", "--json"] + storage)
+        #expect(all.status == 0 && all.out.split(separator: "\n").count == 1 && all.out.contains("\tdone\tfulva\t")
+                && all.out.contains("\(source) -> \(other)") && all.out.contains("100%"), "list: \(all.out) \(all.err)")
+        #expect(allJSON.status == 0 && allJSON.out.split(separator: "\n").count == 1
+                && allJSON.out.contains("\"phase\":\"done\""), "list --json: \(allJSON.out)")
+        let active = try Self.rcMigrate(["list", "--active"] + storage)
+        #expect(active.status == 0 && active.out.isEmpty, "no migration is active: \(active.out)")
 
 
         // Bad input: a clear error, exit status 1, and the tablet map as it was.
