@@ -278,16 +278,9 @@ struct StatusCommand: ParsableCommand {
             guard let id else { throw ValidationError("--watch needs a migration id") }
             records = [try followMigration(store, id: MigrationID(id), json: json, timeout: .infinity)]
         }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         for record in records {
-            if json {
-                print(recordJSON(record))
-            } else {
-                print("\(record.id.rawValue)\t\(record.phase)\t\(record.strategy)\t\(record.tablet)\t"
-                    + "\(record.source.rawValue) -> \(record.destination.rawValue)\t"
-                    + String(format: "%.0f%%", record.progress * 100)
-                    + "\t\(record.objectsMoved) objects\t\(record.bytesMoved) bytes"
-                    + (record.lastError.map { "\t\($0)" } ?? ""))
-            }
+            print(json ? recordJSON(record) : List.line(record, now: now))
         }
     }
 }
