@@ -49,7 +49,7 @@ let package = Package(
         // Local clusters: ZooKeeper, coordinator, masters.
         .target(name: "FulvaCluster", dependencies: ["FulvaRAMCloud"]),
         // The migration benchmark's figures and report (rc-migrate bench).
-        .target(name: "FulvaBench", dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
+        .target(name: "FulvaBench", dependencies: ["FulvaCheck", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .executableTarget(
             name: "rc-migrate",
             dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import FulvaCheck
 import Histogram
 
 /// One operation of the benchmark's load, as fulva-bench-client writes it
@@ -171,19 +172,6 @@ public enum BenchFigures {
                                latency: LatencySummary(h))
     }
 
-    /// The longest stretch of `window` without a completion among `ends`:
-    /// its length and where it began.
-    static func longestGap(_ ends: [UInt64], in window: TimeWindow) -> (length: UInt64, start: UInt64) {
-        var previous = window.start
-        var longest: (length: UInt64, start: UInt64) = (0, window.start)
-        for end in ends.sorted() where window.contains(end) {
-            if end - previous > longest.length { longest = (end - previous, previous) }
-            previous = end
-        }
-        if window.end - previous > longest.length { longest = (window.end - previous, previous) }
-        return longest
-    }
-
     /// The figures of one run: `loadStart` is when the clients began,
     /// `window` the migration (or the baseline's matching stretch).
     public static func run(_ operations: [BenchOperation], loadStart: UInt64, window: TimeWindow,
@@ -192,10 +180,10 @@ public enum BenchFigures {
         let inWindow = operations.filter { window.contains($0.end) }
         var gaps: [String: Double] = [:], gapStarts: [String: Double] = [:]
         for kind in BenchOperation.Kind.allCases {
-            let ends = inWindow.filter { $0.kind == kind && $0.migrating && !$0.failed }.map(\.end)
-            let gap = longestGap(ends, in: window)
+            let ends = inWindow.filter { $0.kind == kind && $0.migrating && !$0.failed }.map { Int64($0.end) }
+            let gap = HistoryFigures.longestGap(ends, in: Int64(window.start)...Int64(window.end))
             gaps["\(kind)"] = Double(gap.length) / 1e6
-            gapStarts["\(kind)"] = Double(Int64(gap.start) - Int64(loadStart)) / 1e6
+            gapStarts["\(kind)"] = Double(gap.start - Int64(loadStart)) / 1e6
         }
         // The series: operations by the interval they completed in.
         var buckets: [[BenchOperation]] = []

@@ -95,8 +95,9 @@ public struct HistoryFigures: Hashable, Sendable, CustomStringConvertible {
                 kind: kind, count: ofKind.count, failed: ofKind.count(where: \.failed),
                 meanRoundTrips: Double(ofKind.reduce(0) { $0 + $1.routing.roundTrips }) / Double(ofKind.count),
                 maxRoundTrips: ofKind.map(\.routing.roundTrips).max()!,
-                longestGapInRun: onTablet.isEmpty ? nil : runWindow.map { Self.longestGap(served, in: $0) },
-                longestGapInMigration: onTablet.isEmpty ? nil : migrationWindow.map { Self.longestGap(served, in: $0) })
+                longestGapInRun: onTablet.isEmpty ? nil : runWindow.map { Self.longestGap(served, in: $0).length },
+                longestGapInMigration: onTablet.isEmpty ? nil
+                    : migrationWindow.map { Self.longestGap(served, in: $0).length })
         }
 
         let reads = ops.filter { $0.kind == .read || $0.kind == .multiRead }
@@ -121,14 +122,17 @@ public struct HistoryFigures: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Longest stretch of `window` containing none of `times`, counting the
-    /// stretches from the window's start and to its end.
-    static func longestGap(_ times: [Int64], in window: ClosedRange<Int64>) -> Int64 {
-        var previous = window.lowerBound, longest: Int64 = 0
+    /// stretches from the window's start and to its end: its length and
+    /// where it began.
+    public static func longestGap(_ times: [Int64], in window: ClosedRange<Int64>) -> (length: Int64, start: Int64) {
+        var previous = window.lowerBound
+        var longest: (length: Int64, start: Int64) = (0, window.lowerBound)
         for time in times.filter(window.contains).sorted() {
-            longest = max(longest, time - previous)
+            if time - previous > longest.length { longest = (time - previous, previous) }
             previous = time
         }
-        return max(longest, window.upperBound - previous)
+        if window.upperBound - previous > longest.length { longest = (window.upperBound - previous, previous) }
+        return longest
     }
 
     /// A plain-text table; times in microseconds.

@@ -1,6 +1,9 @@
 import Foundation
 import FulvaBench
 import FulvaCluster
+import FulvaCore
+import FulvaRAMCloud
+import FulvaZooKeeper
 import Testing
 
 #if canImport(Glibc)
@@ -87,6 +90,64 @@ extension FulvaMigrationTests {
             let run = try HostCommand.execute([rcMigrate, "bench", "--dir", "/nonexistent/bench"] + arguments, timeout: 30)
             #expect(run.status == 64, "\(arguments): status \(run.status)")
             #expect(run.errorOutput.contains(message), "\(arguments): \(run.errorOutput)")
+        }
+    }
+}
+
+extension FulvaMigrationTests {
+    /// Patch 0025: a master's version clock stays above overwritten
+    /// versions, which stock RAMCloud numbers current + 1, so the bound a
+    /// source names without scanning its tablet exceeds every version in
+    /// it. One key overwritten 500 times on a table of 10 keys: stock, its
+    /// version would be ~500 above the clock, and writes at the destination
+    /// could be numbered below it (and lose to the pulled copy). Then the
+    /// transfer probe between the two masters, and its refusals.
+    @Test func theVersionBoundExceedsOverwrittenVersions() throws {
+        let cluster = try TestCluster(Self.spec(), seconds: 180, what: "theVersionBoundExceedsOverwrittenVersions")
+        defer { cluster.stop() }
+        let state = cluster.state
+        try Self.waitForPlugins(state)
+        let admin = try RAMCloudClient(library: try RAMCloudLibrary(path: Build.home.library),
+                                       coordinator: state.externalStorage)
+        let table = try admin.createTable("overwritten")
+        for i in 0..<10 { _ = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i))) }
+        var highest: UInt64 = 0
+        for n in 0..<500 { highest = try admin.write(table: table, key: Self.protocolKey(3), value: Self.bytes(Int64(n))) }
+        let source = try admin.owner(table: table, keyHash: 0)
+        let destination = try #require(try Self.masters(admin).first { $0 != source })
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        var request = MigrationRequest(id: MigrationID(0), tablet: Tablet(tableID: table), source: ServerID(source),
+                                       destination: ServerID(destination), strategy: .fulva, partitions: 2)
+        request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
+        try admin.startMigration(request)
+        var record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
+        let deadline = Date().addingTimeInterval(60)
+        while !record.phase.isTerminal && Date() < deadline {
+            usleep(20_000)
+            record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
+        }
+        #expect(record.phase == .done, "\(record.lastError ?? "")")
+        let bound = try #require(record.versionBound)
+        #expect(bound > highest, "version bound \(bound) above the overwritten key's version \(highest)")
+        // A write at the new owner is numbered above everything the source held.
+        let next = try admin.write(table: table, key: Self.protocolKey(3), value: Self.bytes(-1))
+        #expect(next > highest)
+
+        // The transfer probe between the two masters, and its bad input.
+        let probed = try admin.transferProbe(from: ServerID(source), to: ServerID(destination), bytes: 4 << 20,
+                                             chunkBytes: 256 * 1024, outstanding: 4)
+        #expect(probed.bytes == 4 << 20 && probed.nanoseconds > 0, "\(probed)")
+        for (from, chunk, outstanding, message) in [(destination, UInt32(1024), UInt32(4), "is this master"),
+                                                    (source, 0, 4, "chunk bytes must be in"),
+                                                    (source, 1024, 65, "outstanding requests in"),
+                                                    (999, 1024, 4, "not up in the cluster")] {
+            do {
+                _ = try admin.transferProbe(from: ServerID(from), to: ServerID(destination), bytes: 1 << 20,
+                                            chunkBytes: chunk, outstanding: outstanding)
+                Issue.record("a probe from \(from) with \(chunk) B x \(outstanding) was accepted")
+            } catch {
+                #expect(error.message.contains(message), "\(error)")
+            }
         }
     }
 }
