@@ -116,16 +116,7 @@ extension FulvaMigrationTests {
         let source = try admin.owner(table: table, keyHash: 0)
         let destination = try #require(try Self.masters(admin).first { $0 != source })
         let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
-        var request = MigrationRequest(id: MigrationID(0), tablet: Tablet(tableID: table), source: ServerID(source),
-                                       destination: ServerID(destination), strategy: .fulva, partitions: 2)
-        request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
-        try admin.startMigration(request)
-        var record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
-        let deadline = Date().addingTimeInterval(60)
-        while !record.phase.isTerminal && Date() < deadline {
-            usleep(20_000)
-            record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
-        }
+        let record = try Self.migrate(admin, store, table: table, from: source, to: destination, partitions: 2)
         #expect(record.phase == .done, "\(record.lastError ?? "")")
         let bound = try #require(record.versionBound)
         #expect(bound > highest, "version bound \(bound) above the overwritten key's version \(highest)")

@@ -98,11 +98,13 @@ extension FulvaMigrationTests {
                                  invokedAt: start, completedAt: end)
     }
 
-    /// Runs a Fulva migration of the whole table and waits for it.
+    /// Runs a migration of the whole table through the plugin (Fulva by
+    /// default) and waits for it to end.
     static func migrate(_ admin: RAMCloudClient, _ store: MigrationRecordStore, table: UInt64,
-                        from source: UInt64, to destination: UInt64) throws -> MigrationRecord {
+                        from source: UInt64, to destination: UInt64, strategy: Strategy = .fulva,
+                        partitions: Int = 8) throws -> MigrationRecord {
         var request = MigrationRequest(id: MigrationID(0), tablet: Tablet(tableID: table), source: ServerID(source),
-                                       destination: ServerID(destination), strategy: .fulva, partitions: 8)
+                                       destination: ServerID(destination), strategy: strategy, partitions: partitions)
         request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
         try admin.startMigration(request)
         var record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)

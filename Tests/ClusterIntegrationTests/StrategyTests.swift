@@ -23,17 +23,8 @@ extension FulvaMigrationTests {
             if strategy == .source {
                 try admin.migrateTablet(tableID: table, firstKeyHash: 0, lastKeyHash: .max, newOwner: destination)
             } else {
-                var request = MigrationRequest(id: MigrationID(0), tablet: Tablet(tableID: table),
-                                               source: ServerID(source), destination: ServerID(destination),
-                                               strategy: strategy, partitions: 8)
-                request.id = try store.create(request, at: Int64(Date().timeIntervalSince1970 * 1000)).id
-                try admin.startMigration(request)
-                var record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
-                let deadline = Date().addingTimeInterval(120)
-                while !record.phase.isTerminal && Date() < deadline {
-                    usleep(20_000)
-                    record = try admin.migrationStatus(destination: ServerID(destination), id: request.id)
-                }
+                let record = try Self.migrate(admin, store, table: table, from: source, to: destination,
+                                              strategy: strategy)
                 #expect(record.phase == .done, "\(strategy) \(source)→\(destination): \(record.lastError ?? "")")
             }
             windows.append(Window(start: start, end: monotonicNanos()))
