@@ -640,12 +640,17 @@ FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
     }
     ObjectManager& om = master->objectManager;
     uint64_t end = std::min(reqHdr->endBucket, om.objectMap.getNumBuckets());
+    // An inventory counts and carries nothing; it answers after this many
+    // buckets so that a large table does not hold one worker throughout.
+    const bool inventory = reqHdr->migrationId == 0;
+    const uint64_t inventoryBuckets = 1 << 16;
     struct Collect {
         ObjectManager* om;
         fulva_tablet tablet;
         Buffer* reply;
         uint32_t objects;
-    } collect = { &om, t, rpc->replyPayload, 0 };
+        uint64_t bytes;
+    } collect = { &om, t, inventory ? NULL : rpc->replyPayload, 0, 0 };
     uint64_t bucket = reqHdr->firstBucket;
     uint32_t start = rpc->replyPayload->size();
     while (bucket < end) {
@@ -663,16 +668,20 @@ FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
                         hash < c->tablet.firstKeyHash ||
                         hash > c->tablet.lastKeyHash)
                     return;
-                appendObject(object, c->reply);
+                if (c->reply != NULL)
+                    appendObject(object, c->reply);
                 c->objects++;
+                c->bytes += object.getKeysAndValueLength();
             }, &collect, bucket);
         }
         bucket++;
-        if (rpc->replyPayload->size() - start >= reqHdr->maxBytes)
+        if (inventory ? bucket - reqHdr->firstBucket >= inventoryBuckets
+                      : rpc->replyPayload->size() - start >= reqHdr->maxBytes)
             break;
     }
     respHdr->resumeBucket = bucket < end ? bucket : reqHdr->endBucket;
     respHdr->objects = collect.objects;
+    respHdr->bytes = collect.bytes;
 }
 
 void

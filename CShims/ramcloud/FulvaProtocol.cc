@@ -267,7 +267,7 @@ class InventoryRpc : public RpcWrapper {
         reqHdr->tablet = tablet;
         reqHdr->firstBucket = firstBucket;
         reqHdr->endBucket = ~0UL;
-        reqHdr->maxBytes = 1u << 20;
+        reqHdr->maxBytes = 0;
         session = target;
         send();
     }
@@ -429,15 +429,16 @@ fulva_key_hash(uint64_t tableId, const void* key, uint16_t keyLength)
 }
 
 extern "C" int
-fulva_admin_count_objects(struct rc_client* client, uint64_t server,
-                          const struct fulva_tablet* tablet,
-                          uint64_t* objects, char* error, size_t errorLength)
+fulva_admin_inventory(struct rc_client* client, uint64_t server,
+                      const struct fulva_tablet* tablet,
+                      struct fulva_tablet_inventory* inventory,
+                      char* error, size_t errorLength)
 {
-    if (tablet == NULL || objects == NULL) {
+    if (tablet == NULL || inventory == NULL) {
         report(error, errorLength, "missing tablet or output");
         return FULVA_ERROR_INVALID_ARGUMENT;
     }
-    *objects = 0;
+    *inventory = {0, 0};
     return guarded(client, error, errorLength, [&](RamCloud& ramcloud) {
         Context* context = ramcloud.clientContext;
         Transport::SessionRef target = FulvaDirect::session(context, server);
@@ -449,7 +450,8 @@ fulva_admin_count_objects(struct rc_client* client, uint64_t server,
             InventoryRpc rpc(target, server, *tablet, bucket);
             const WireFormat::FulvaPull::Response* respHdr =
                     rpc.reply(context);
-            *objects += respHdr->objects;
+            inventory->objects += respHdr->objects;
+            inventory->bytes += respHdr->bytes;
             if (respHdr->resumeBucket == ~0UL ||
                     respHdr->resumeBucket <= bucket)
                 break;

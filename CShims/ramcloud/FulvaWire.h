@@ -73,8 +73,10 @@ struct FulvaObject {
 /// Destination -> source: the tablet's live objects in buckets
 /// [firstBucket, endBucket) of the source's hash table, up to maxBytes
 /// (the reply is cut only at a bucket boundary). With migrationId 0 it is
-/// an inventory (fulva_admin_count_objects): the objects of the key range
-/// that the hash table holds, whatever the tablet's state.
+/// an inventory (fulva_admin_inventory): the objects of the key range that
+/// the hash table holds, whatever the tablet's state, counted and not
+/// carried (no objects follow; the reply stops after a bounded number of
+/// buckets so that one worker is not held for the whole table).
 struct FulvaPull {
     static const Opcode opcode = FULVA_PULL;
     static const ServiceType service = MASTER_SERVICE;
@@ -90,6 +92,7 @@ struct FulvaPull {
         ResponseCommon common;
         uint64_t resumeBucket;      // endBucket, or where a cut reply stops
         uint32_t objects;           // FulvaObjects following the header
+        uint64_t bytes;             // their keys' and values' bytes
     } __attribute__((packed));
 };
 

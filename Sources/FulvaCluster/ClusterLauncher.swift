@@ -274,10 +274,16 @@ public final class ClusterLauncher {
 
     func startZooKeeper(_ spec: ClusterSpec, host: String) throws -> ClusterProcess {
         let data = directory + "/zookeeper"
+        // forceSync=no: a local cluster's ZooKeeper lives and dies with its
+        // directory, and an fsync stalled by a busy disk (seconds, seen on
+        // shared hosts) would otherwise hold up the tablet-map change that
+        // ends a migration's freeze. A production ensemble keeps its own
+        // settings.
         let configuration = """
             tickTime=2000
             initLimit=10
             syncLimit=5
+            forceSync=no
             dataDir=\(data)
             clientPort=\(spec.zooKeeperPort)
             clientPortAddress=\(host)

@@ -107,6 +107,7 @@ public enum FulvaError: Error, Hashable, Sendable, CustomStringConvertible {
     case unknownStrategy(String)
     case sameSourceAndDestination(ServerID)
     case tabletBusy(Tablet, MigrationID)
+    case tooManyMigrations(running: [MigrationID], limit: Int)
     case invalidLayout(String)
     case illegalTransition(MigrationID, from: MigrationPhase, to: MigrationPhase)
     case staleRecord(MigrationID, expectedRevision: UInt64, actualRevision: UInt64)
@@ -127,6 +128,9 @@ public enum FulvaError: Error, Hashable, Sendable, CustomStringConvertible {
             return "source and destination are the same (\(s))"
         case .tabletBusy(let t, let m):
             return "\(t) is already being moved by \(m)"
+        case .tooManyMigrations(let running, let limit):
+            return "\(running.count) migrations are running (\(running.map(\.description).joined(separator: ", "))), "
+                + "the limit is \(limit): wait for one to end, or raise --max-active"
         case .invalidLayout(let why):
             return "invalid hash-table layout: \(why)"
         case .invalidRequest(let why):

@@ -53,6 +53,9 @@ public struct MigrationRecord: Hashable, Sendable {
     public var createdAt: Int64
     public var updatedAt: Int64
     public var lastError: String?
+    /// The most bytes per second the destination pulls (0: no limit). The
+    /// operator may change it while the migration runs.
+    public var throttleBytesPerSecond: UInt64 = 0
 
     public init(id: MigrationID, tablet: Tablet, source: ServerID, destination: ServerID,
                 strategy: Strategy, createdAt: Int64 = 0) {
@@ -135,12 +138,37 @@ public struct MigrationRequest: Hashable, Sendable {
                         createdAt: createdAt)
     }
 
-    /// Checks a migration request before anything in the cluster changes.
+    /// How many migrations may run at once in a cluster unless the
+    /// operator says otherwise (`rc-migrate start --max-active`).
+    public static let defaultActiveLimit = 4
+
+    /// Checks a migration request before anything in the cluster changes:
+    /// distinct servers, no overlap with a migration that has not ended,
+    /// and fewer than `limit` of those.
     public static func validate(tablet: Tablet, source: ServerID, destination: ServerID,
-                                active: [MigrationRecord]) throws(FulvaError) {
+                                active: [MigrationRecord], limit: Int = .max) throws(FulvaError) {
         guard source != destination else { throw .sameSourceAndDestination(source) }
-        if let busy = active.first(where: { !$0.phase.isTerminal && $0.tablet.overlaps(tablet) }) {
+        try admit(tablet, active: active, limit: limit)
+    }
+
+    /// The part of `validate` that needs only the records: no overlap with
+    /// a migration that has not ended, and fewer than `limit` of those.
+    public static func admit(_ tablet: Tablet, active: [MigrationRecord], limit: Int = .max) throws(FulvaError) {
+        let running = active.filter { !$0.phase.isTerminal }
+        if let busy = running.first(where: { $0.tablet.overlaps(tablet) }) {
             throw .tabletBusy(tablet, busy.id)
         }
+        guard running.count < limit else { throw .tooManyMigrations(running: running.map(\.id), limit: limit) }
+    }
+
+    /// Settles starts that raced: two operators may both pass `validate`
+    /// before either record exists. Ids come from ZooKeeper's counter, so
+    /// they order the starts; a new record stands only if it passes the
+    /// same checks against the records created before it.
+    public static func settle(_ record: MigrationRecord, among records: [MigrationRecord],
+                              limit: Int = .max) throws(FulvaError) {
+        let earlier = records.filter { $0.id.rawValue < record.id.rawValue }
+        try validate(tablet: record.tablet, source: record.source, destination: record.destination,
+                     active: earlier, limit: limit)
     }
 }

@@ -330,14 +330,15 @@ extension RAMCloudClient {
         return key.withUnsafeBytes { hash(table, $0.baseAddress, UInt16($0.count)) }
     }
 
-    /// How many objects of the tablet's key range the server's hash table
-    /// holds, whatever its tablets say.
-    public func countObjects(server: ServerID, tablet: Tablet) throws(RAMCloudError) -> UInt64 {
+    /// What a migration of the tablet's key range from `server` would move:
+    /// the objects its hash table holds, whatever its tablets say, and
+    /// their keys' and values' bytes (counted there; fulva_admin_inventory).
+    public func inventory(server: ServerID, tablet: Tablet) throws(RAMCloudError) -> (objects: UInt64, bytes: UInt64) {
         try library.requireFulva()
-        var objects: UInt64 = 0
+        var result = fulva_tablet_inventory()
         var t = fulva_tablet(tableId: tablet.tableID, firstKeyHash: tablet.range.start, lastKeyHash: tablet.range.end)
-        try adminCall { error, length in library.api.countObjects!(client, server.rawValue, &t, &objects, error, length) }
-        return objects
+        try adminCall { error, length in library.api.inventory!(client, server.rawValue, &t, &result, error, length) }
+        return (result.objects, result.bytes)
     }
 
     /// The raw transfer rate from `source` to `destination` over the

@@ -111,8 +111,12 @@ public final class MigrationManager: @unchecked Sendable {
     /// A phase change the record refuses is an error; figures are best effort.
     private func publish(_ id: MigrationID, phase: MigrationPhase? = nil) throws(HostError) {
         guard let records, let (mine, _) = status(id) else { return }
+        var throttle = mine.throttleBytesPerSecond
         do {
             try records.update(id) { record in
+                // The operator sets the throttle in the record; it comes
+                // back from there.
+                throttle = record.throttleBytesPerSecond
                 if let phase, record.phase != phase {
                     record = try record.moved(to: phase, at: mine.updatedAt, error: mine.lastError)
                 }
@@ -128,6 +132,7 @@ public final class MigrationManager: @unchecked Sendable {
         } catch {
             throw HostError(status: 1001, message: "the migration record refused \(phase.map { "the change to \($0)" } ?? "an update"): \(error)")
         }
+        lock.withLock { destinations[id]?.record.throttleBytesPerSecond = throttle }
     }
 
     // MARK: Destination
@@ -217,6 +222,14 @@ public final class MigrationManager: @unchecked Sendable {
             throw HostError(status: 1000, message: "\(error)")
         }
 
+        // The record moves from preparing to moving before the source
+        // freezes the tablet: the conditional write settles a race with a
+        // cancel (one that got there first wins, and nothing was frozen),
+        // and waiting for ZooKeeper stays out of the window in which
+        // neither server takes writes of the tablet.
+        enter(request.id, .moving)
+        try publish(request.id, phase: .moving)
+
         // Prepare: the source freezes and drains the tablet and hands over
         // its completion records; its bucket count fixes the layout.
         var attempt = 1
@@ -242,17 +255,16 @@ public final class MigrationManager: @unchecked Sendable {
             $0.bucketCount = prepared.bucketCount
         }
 
-        // The record moves from preparing to moving first (a conditional
-        // write: a cancel that got there first wins), then ownership: from
-        // here writes of the tablet run here.
-        enter(request.id, .moving)
-        try publish(request.id, phase: .moving)
+        // Ownership: from here writes of the tablet run here.
         var owned = prepared
         owned.partitions = layout.partitionCount
         try host.takeOwnership(request, prepared: owned)
         migration.tookOwnership()
 
-        // Move the data: parallel pulls, each replayed before its watermark moves.
+        // Move the data: parallel pulls, each replayed before its watermark
+        // moves, no faster than the throttle in the record.
+        var throttle = Throttle(bytesPerSecond: status(request.id)?.record.throttleBytesPerSecond ?? 0,
+                                nowMicros: Self.monotonicMicros())
         var failuresInARow = 0
         var failingSince: Int64 = 0
         var lastPublished = Self.nowMillis()
@@ -315,6 +327,10 @@ public final class MigrationManager: @unchecked Sendable {
                     host.log(.warning, "\(request.id): progress not recorded: \(error)")
                 }
             }
+            throttle.set(bytesPerSecond: status(request.id)?.record.throttleBytesPerSecond ?? 0,
+                         nowMicros: Self.monotonicMicros())
+            let pause = throttle.pause(afterMoving: bytes, nowMicros: Self.monotonicMicros())
+            if pause > 0 { usleep(UInt32(pause)) }
         }
         guard migration.finish() else { throw HostError(status: 1002, message: "the migration could not finish") }
         try host.finish(request)
@@ -352,6 +368,12 @@ public final class MigrationManager: @unchecked Sendable {
     /// The source dropped (or released) the tablet.
     public func sourceEnded(_ id: MigrationID) {
         lock.withLock { _ = sources.removeValue(forKey: id) }
+    }
+
+    static func monotonicMicros() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
     }
 
     static func nowMillis() -> Int64 {

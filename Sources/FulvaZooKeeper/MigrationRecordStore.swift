@@ -157,7 +157,8 @@ public struct MigrationRecordStore: Sendable {
 
     /// Creates the record of a new migration (phase preparing) and returns
     /// it with its id; `request.id` is ignored.
-    public func create(_ request: MigrationRequest, at time: Int64) throws(ZooKeeperError) -> MigrationRecord {
+    public func create(_ request: MigrationRequest, at time: Int64,
+                       throttleBytesPerSecond: UInt64 = 0) throws(ZooKeeperError) -> MigrationRecord {
         let sequence = try zooKeeper.create(counter + "/id-", sequential: true)
         guard let number = UInt64(sequence.split(separator: "-").last ?? "") else {
             throw ZooKeeperError(code: -1, message: "unexpected sequence node \(sequence)")
@@ -167,6 +168,7 @@ public struct MigrationRecordStore: Sendable {
         var record = MigrationRequest(id: MigrationID(number + 1), tablet: request.tablet, source: request.source,
                                       destination: request.destination, strategy: request.strategy,
                                       partitions: request.partitions).record(createdAt: time)
+        record.throttleBytesPerSecond = throttleBytesPerSecond
         try zooKeeper.create(path(record.id), data: RecordCodec.encode(record))
         record.revision = 0
         return record
@@ -179,6 +181,12 @@ public struct MigrationRecordStore: Sendable {
         }
         record.revision = UInt64(version)
         return record
+    }
+
+    /// Removes a record no migration ever ran under (a start refused
+    /// after its record was written), as long as nobody changed it.
+    public func remove(_ record: MigrationRecord) throws(ZooKeeperError) {
+        try zooKeeper.delete(path(record.id), expectedVersion: Int32(record.revision))
     }
 
     /// Applies `change` to the current record and writes it conditionally,
@@ -242,6 +250,7 @@ public enum RecordCodec {
             "createdAt=\(r.createdAt)", "updatedAt=\(r.updatedAt)",
         ]
         if let bound = r.versionBound { lines.append("versionBound=\(bound)") }
+        if r.throttleBytesPerSecond > 0 { lines.append("throttleBytesPerSecond=\(r.throttleBytesPerSecond)") }
         if let error = r.lastError { lines.append("lastError=" + String(error.map { $0 == "\n" ? " " : $0 })) }
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -271,6 +280,7 @@ public enum RecordCodec {
         record.updatedAt = fields["updatedAt"].flatMap { Int64($0) } ?? record.createdAt
         record.versionBound = number("versionBound")
         record.lastError = fields["lastError"]
+        record.throttleBytesPerSecond = number("throttleBytesPerSecond") ?? 0
         return record
     }
 }

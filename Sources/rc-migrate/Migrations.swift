@@ -135,11 +135,94 @@ func recordJSON(_ r: MigrationRecord) -> String {
         "\"pullBatches\":\(r.pullBatches)", "\"createdAtMillis\":\(r.createdAt)", "\"updatedAtMillis\":\(r.updatedAt)",
     ]
     if let bound = r.versionBound { fields.append("\"versionBound\":\(bound)") }
+    if r.throttleBytesPerSecond > 0 { fields.append("\"throttleBytesPerSecond\":\(r.throttleBytesPerSecond)") }
     if let error = r.lastError {
         let escaped = error.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         fields.append("\"lastError\":\"\(escaped)\"")
     }
     return "{" + fields.joined(separator: ",") + "}"
+}
+
+/// Gives up with a clear error when the cluster does not answer within
+/// `seconds` (a RAMCloud client otherwise waits for a dead coordinator or
+/// master forever). Only steps that change nothing run under it.
+func answering<T>(within seconds: Double, _ what: String, _ body: () throws -> T) rethrows -> T {
+    let finished = DispatchSemaphore(value: 0)
+    let watchdog = Thread {
+        if finished.wait(timeout: .now() + seconds) == .timedOut {
+            FileHandle.standardError.write(Data("rc-migrate: error: \(what) did not answer within \(Int(seconds)) s (--cluster-timeout); nothing was changed\n".utf8))
+            _exit(1)
+        }
+    }
+    watchdog.start()
+    defer { finished.signal() }
+    return try body()
+}
+
+/// A tablet migration as the operator names it, checked against the
+/// cluster before anything changes (`start` and `plan` share it).
+struct MigrationTarget: ParsableArguments {
+    @Option(help: "Table name.") var table: String
+    @Option(help: "First key hash of the range (default: 0).", transform: parseKeyHash) var firstHash: UInt64 = 0
+    @Option(help: "Last key hash of the range (default: the largest).", transform: parseKeyHash) var lastHash: UInt64 = .max
+    @Option(help: "Destination master (server id).") var to: UInt64
+    @Option(help: "fulva, rocksteady or source (RAMCloud's own migrateTablet).") var strategy = "fulva"
+    @Option(help: "Most MB/s the destination pulls (0: no limit; `rc-migrate throttle` changes it later).")
+    var throttle = 0.0
+    @Option(help: "Refuse to start when this many migrations are running.") var maxActive = MigrationRequest.defaultActiveLimit
+    @Option(help: "Seconds to wait for the coordinator or a master to answer before giving up.")
+    var clusterTimeout = 15.0
+
+    var chosenStrategy: Strategy {
+        get throws {
+            guard let chosen = Strategy(rawValue: strategy) else {
+                throw ValidationError("unknown strategy '\(strategy)' (fulva, rocksteady or source)")
+            }
+            return chosen
+        }
+    }
+
+    var throttleBytesPerSecond: UInt64 { UInt64(throttle * 1e6) }
+
+    func validate() throws {
+        _ = try chosenStrategy
+        guard firstHash <= lastHash else { throw ValidationError("--first-hash is above --last-hash") }
+        guard throttle >= 0, throttle.isFinite else { throw ValidationError("--throttle must be a rate in MB/s, 0 or more") }
+        guard maxActive >= 1 else { throw ValidationError("--max-active must be 1 or more") }
+        guard clusterTimeout > 0 else { throw ValidationError("--cluster-timeout must be above 0") }
+    }
+
+    /// The checked migration: table, single source, live distinct
+    /// destination, no overlap with a running migration, under the limit.
+    func check(_ client: RAMCloudClient, _ store: MigrationRecordStore?, locator: String) throws
+        -> (tableID: UInt64, tablet: Tablet, source: UInt64) {
+        try answering(within: clusterTimeout, "the cluster at \(locator)") {
+            let tableID: UInt64
+            do { tableID = try client.tableID(table) } catch {
+                throw fail("unknown table '\(table)': \(error)")
+            }
+            let tablet = Tablet(tableID: tableID, range: try KeyHashRange(start: firstHash, end: lastHash))
+            // The records first: a range under migration has two owners
+            // in a sense, and the running migration is the clearer answer.
+            let active: [MigrationRecord]
+            do { active = try store?.list() ?? [] } catch { throw fail("cannot read the migration records: \(error)") }
+            do { try MigrationRequest.admit(tablet, active: active, limit: maxActive) } catch let refused as FulvaError {
+                throw fail(refused.description)
+            }
+            let source: UInt64
+            do { source = try client.owner(table: tableID, keyHash: firstHash) } catch {
+                throw fail("cannot find the owner of key hash 0x\(String(firstHash, radix: 16)) of \(table): \(error)")
+            }
+            guard source != to else { throw fail("server \(to) already owns that range: source and destination are the same") }
+            if let live = try? client.serverCounters().map(\.serverID), !live.contains(to) {
+                throw fail("server \(to) is not a live master of the cluster (live: \(live.map(String.init).joined(separator: ", ")))")
+            }
+            if let lastOwner = try? client.owner(table: tableID, keyHash: lastHash), lastOwner != source {
+                throw fail("the range is not owned by a single master (servers \(source) and \(lastOwner) own parts of it); migrate each part")
+            }
+            return (tableID, tablet, source)
+        }
+    }
 }
 
 struct Start: ParsableCommand {
@@ -149,55 +232,44 @@ struct Start: ParsableCommand {
             The destination runs the migration; rc-migrate only asks it to start and, with
             --wait, follows its progress. A range that is not a whole tablet is split off
             first. The id printed on stdout names the migration for `rc-migrate status`.
+            Nothing changes in the cluster when a check fails: unknown table, a range two
+            masters own, the destination already owning it or not a live master, a
+            migration already running over the range, --max-active migrations running.
 
             Examples:
               rc-migrate start --table users --to 2 --wait
               rc-migrate start --table users --first-hash 0 --last-hash 0x7fffffffffffffff --to 3
+              rc-migrate start --table users --to 2 --throttle 50 --wait
               rc-migrate start --table users --to 2 --strategy source
             """)
     @OptionGroup var connection: Connection
-    @Option(help: "Table name.") var table: String
-    @Option(help: "First key hash of the range (default: 0).", transform: parseKeyHash) var firstHash: UInt64 = 0
-    @Option(help: "Last key hash of the range (default: the largest).", transform: parseKeyHash) var lastHash: UInt64 = .max
-    @Option(help: "Destination master (server id).") var to: UInt64
-    @Option(help: "fulva, rocksteady or source (RAMCloud's own migrateTablet).") var strategy = "fulva"
+    @OptionGroup var target: MigrationTarget
     @Option(help: "Partitions of the source's hash table pulled in parallel (0: default).") var partitions = 0
     @Flag(help: "Wait until the migration ends, showing progress.") var wait = false
     @Flag(help: "Progress as JSON lines on stderr, the result as JSON on stdout.") var json = false
     @Option(help: "With --wait: give up waiting after this many seconds.") var timeout = 3600.0
 
-    func run() throws {
-        guard let chosen = Strategy(rawValue: strategy) else {
-            throw ValidationError("unknown strategy '\(strategy)' (fulva, rocksteady or source)")
-        }
-        guard firstHash <= lastHash else { throw ValidationError("--first-hash is above --last-hash") }
+    func validate() throws {
         guard (0...MigrationRequest.maxPartitions).contains(partitions) else {
             throw ValidationError("--partitions must be in 0...\(MigrationRequest.maxPartitions)")
         }
+        if try target.chosenStrategy == .source && target.throttle > 0 {
+            throw ValidationError("--throttle applies to fulva and rocksteady (RAMCloud's own migrateTablet has none)")
+        }
+    }
+
+    func run() throws {
+        let chosen = try target.chosenStrategy
         // ZooKeeper first: it answers within a timeout, where a RAMCloud
         // client would wait for an unreachable cluster forever.
         let store = chosen == .source ? nil : try connection.records()
         let client = try connection.connect()
-        let tableID: UInt64
-        do { tableID = try client.tableID(table) } catch {
-            throw fail("unknown table '\(table)': \(error)")
-        }
+        let (tableID, tablet, source) = try target.check(client, store, locator: try connection.locator())
+        let (table, firstHash, lastHash, to) = (target.table, target.firstHash, target.lastHash, target.to)
         do {
             if firstHash > 0 { try client.splitTablet(table: table, splitKeyHash: firstHash) }
             if lastHash < .max { try client.splitTablet(table: table, splitKeyHash: lastHash + 1) }
         } catch { throw fail("cannot split \(table) at the range's ends: \(error)") }
-        let source: UInt64
-        do { source = try client.owner(table: tableID, keyHash: firstHash) } catch {
-            throw fail("cannot find the owner of key hash 0x\(String(firstHash, radix: 16)) of \(table): \(error)")
-        }
-        guard source != to else { throw fail("server \(to) already owns that range: source and destination are the same") }
-        if let live = try? client.serverCounters().map(\.serverID), !live.contains(to) {
-            throw fail("server \(to) is not a live master of the cluster (live: \(live.map(String.init).joined(separator: ", ")))")
-        }
-        if let lastOwner = try? client.owner(table: tableID, keyHash: lastHash), lastOwner != source {
-            throw fail("the range is not owned by a single master (servers \(source) and \(lastOwner) own parts of it); migrate each part")
-        }
-        let tablet = Tablet(tableID: tableID, range: try KeyHashRange(start: firstHash, end: lastHash))
         if chosen == .source {
             let started = Date()
             do {
@@ -213,12 +285,18 @@ struct Start: ParsableCommand {
                                        destination: ServerID(to), strategy: chosen, partitions: partitions)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         do {
-            let active = try store.list().filter { !$0.phase.isTerminal }
-            try MigrationRequest.validate(tablet: tablet, source: request.source, destination: request.destination,
-                                          active: active)
-            request.id = try store.create(request, at: now).id
-        } catch let error as FulvaError {
-            throw fail(error.description)
+            let record = try store.create(request, at: now, throttleBytesPerSecond: target.throttleBytesPerSecond)
+            request.id = record.id
+            // Another start may have passed the same checks meanwhile: the
+            // earlier record stands, this one goes.
+            do {
+                try MigrationRequest.settle(record, among: try store.list(), limit: target.maxActive)
+            } catch let refused as FulvaError {
+                try? store.remove(record)
+                throw fail(refused.description)
+            }
+        } catch let error as ExitCode {
+            throw error
         } catch {
             throw fail("cannot write the migration record: \(error)")
         }
@@ -242,6 +320,104 @@ struct Start: ParsableCommand {
         if record.phase != .done {
             FileHandle.standardError.write(Data("rc-migrate: \(id) \(record.phase): \(record.lastError ?? "")\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dry run: what a migration would move and about how long it would take. Changes nothing.",
+        discussion: """
+            Runs the checks `start` runs, then asks the source to count the range's objects
+            and their bytes (the source counts; nothing but the totals crosses the network).
+            The time estimate divides the bytes by a rate, and says which: --throttle when
+            given; else the median rate of the last five finished migrations of this
+            cluster's records; else the raw transfer rate between the two masters, measured
+            now (4 MB), which a migration under load does not reach.
+
+            Examples:
+              rc-migrate plan --table users --to 2
+              rc-migrate plan --table users --last-hash 0x7fffffffffffffff --to 3 --json
+            """)
+    @OptionGroup var connection: Connection
+    @OptionGroup var target: MigrationTarget
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+        let chosen = try target.chosenStrategy
+        let store = try connection.records()
+        let client = try connection.connect()
+        let locator = try connection.locator()
+        let (_, tablet, source) = try target.check(client, chosen == .source ? nil : store, locator: locator)
+        let (objects, bytes) = try answering(within: max(target.clusterTimeout, 60), "server \(source)") {
+            do { return try client.inventory(server: ServerID(source), tablet: tablet) } catch {
+                throw fail("server \(source) could not count the range: \(error)")
+            }
+        }
+        let rate: Double, basis: String
+        let finished = ((try? store.list()) ?? []).filter { $0.phase == .done && $0.strategy == chosen && $0.bytesMoved > 0
+            && $0.updatedAt > $0.createdAt }.suffix(5)
+        if target.throttle > 0 {
+            (rate, basis) = (target.throttle * 1e6, "the throttle")
+        } else if !finished.isEmpty {
+            let rates = finished.map { Double($0.bytesMoved) / (Double($0.updatedAt - $0.createdAt) / 1000) }.sorted()
+            (rate, basis) = (rates[rates.count / 2], "the median of the last \(rates.count) finished \(chosen) migrations")
+        } else {
+            let probe = try answering(within: max(target.clusterTimeout, 60), "servers \(source) and \(target.to)") {
+                do {
+                    return try client.transferProbe(from: ServerID(source), to: ServerID(target.to), bytes: 4 << 20,
+                                                    chunkBytes: 256 << 10, outstanding: 4)
+                } catch { throw fail("the transfer probe from \(source) to \(target.to) failed: \(error)") }
+            }
+            (rate, basis) = (Double(probe.bytes) / (Double(max(probe.nanoseconds, 1)) / 1e9), "the raw transfer rate between the masters (a migration under load is slower)")
+        }
+        let seconds = rate > 0 ? Double(bytes) / rate : 0
+        if json {
+            print("{\"table\":\(tablet.tableID),\"firstKeyHash\":\(tablet.range.start),\"lastKeyHash\":\(tablet.range.end),"
+                + "\"source\":\(source),\"destination\":\(target.to),\"strategy\":\"\(chosen.rawValue)\","
+                + "\"objects\":\(objects),\"bytes\":\(bytes),\"bytesPerSecond\":\(rate),"
+                + "\"estimatedSeconds\":\(seconds),\"rateBasis\":\"\(basis)\"}")
+        } else {
+            print("\(tablet) of \(target.table): server \(source) -> \(target.to), \(chosen)")
+            print("objects\t\(objects)")
+            print("bytes\t\(bytes)" + String(format: " (%.1f MB)", Double(bytes) / 1e6))
+            print(String(format: "estimate\t%.1f s at %.1f MB/s (%@)", seconds, rate / 1e6, basis))
+        }
+    }
+}
+
+struct ThrottleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "throttle",
+        abstract: "Change a running migration's throttle (MB/s; 0 lifts it).",
+        discussion: """
+            The destination reads the rate from the migration's record a few times a second.
+
+            Examples:
+              rc-migrate throttle 12 20
+              rc-migrate throttle 12 0
+            """)
+    @OptionGroup var connection: Connection
+    @Argument(help: "Migration id.") var id: UInt64
+    @Argument(help: "MB/s the destination may pull (0: no limit).") var rate: Double
+
+    func validate() throws {
+        guard rate >= 0, rate.isFinite else { throw ValidationError("the rate must be in MB/s, 0 or more") }
+    }
+
+    func run() throws {
+        let store = try connection.records()
+        do {
+            let record = try store.update(MigrationID(id)) { record in
+                guard !record.phase.isTerminal else { throw FulvaError.invalidRequest("\(record.id) has ended (\(record.phase))") }
+                guard record.strategy != .source else { throw FulvaError.invalidRequest("RAMCloud's own migrateTablet has no throttle") }
+                record.throttleBytesPerSecond = UInt64(rate * 1e6)
+            }
+            print(recordJSON(record))
+        } catch let error as ZooKeeperError where error.isMissing {
+            throw fail("no migration \(id) in \(store.root)")
+        } catch {
+            throw fail("\(error)")
         }
     }
 }
@@ -324,6 +500,7 @@ struct List: ParsableCommand {
             + "\(r.source.rawValue) -> \(r.destination.rawValue)\t"
             + String(format: "%.0f%%\t%llu objects\t%llu bytes\t%@\t%.1f s", r.progress * 100, r.objectsMoved,
                      r.bytesMoved, started, Double(max(0, ranMillis)) / 1000)
+            + (r.throttleBytesPerSecond > 0 ? String(format: "\tthrottle %.1f MB/s", Double(r.throttleBytesPerSecond) / 1e6) : "")
             + (r.lastError.map { "\t\($0)" } ?? "")
     }
 }

@@ -96,76 +96,16 @@ extension FulvaMigrationTests {
         let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let table = try admin.createTable("protocol")
 
-        // The table: key k<i> holds i; versions as the fill's writes report.
-        var initial: [String: RecordedInitialObject] = [:]
-        initial.reserveCapacity(Self.keys)
-        let fillStart = Date()
-        for i in 0..<Self.keys {
-            let version = try admin.write(table: table, key: Self.protocolKey(i), value: Self.bytes(Int64(i)))
-            initial["k\(i)"] = RecordedInitialObject(value: Int64(i), version: version)
-        }
-        print(String(format: "filled %d objects in %.1f s", Self.keys, Date().timeIntervalSince(fillStart)))
+        let initial = try Self.fillProtocolTable(admin, table: table, keys: Self.keys)
         let source = try admin.owner(table: table, keyHash: 0)
         let destination = try #require(try Self.masters(admin).first { $0 != source })
 
         // The clients: 40% of operations on the hot keys, the rest anywhere.
-        let recorder = HistoryRecorder()
-        let coordinator = state.externalStorage
-        let stop = ManagedAtomic<Bool>(false)
         let clients = 4
-        let group = DispatchGroup()
-        let connectionErrors = HistoryErrors()
-        for c in 0..<clients {
-            group.enter()
-            let thread = Thread {
-                defer { group.leave() }
-                do {
-                    let connection = try RAMCloudClient(library: library, coordinator: coordinator)
-                    let client = ProtocolClient(connection: connection, deadlineMicros: 1_000_000)
-                    var random = SeededRandom(seed: UInt64(1000 + c))
-                    var sequence: Int64 = 0
-                    let started = Date()
-                    while !stop.load(ordering: .relaxed) && sequence < 60_000 && Date().timeIntervalSince(started) < 180 {
-                        sequence += 1
-                        let index = random.next(upperBound: UInt64(100)) < 40 ? Int(random.next(upperBound: UInt64(Self.hotKeys)))
-                                                                   : Int(random.next(upperBound: UInt64(Self.keys)))
-                        let key = Self.protocolKey(index)
-                        let roll = random.next(upperBound: UInt64(100))
-                        let invokedAt = monotonicNanos()
-                        let input: RecordedInput, kind: OperationKind, report: ProtocolClient.Report
-                        switch roll {
-                        case 0..<50:
-                            (input, kind) = (.read, .read)
-                            report = client.read(table: table, key: key)
-                        case 50..<75:
-                            // A value no other write uses.
-                            let value = Int64(c + 1) << 40 | sequence
-                            (input, kind) = (.write(value: value, rejectRules: nil), .write)
-                            report = client.write(table: table, key: key, value: Self.bytes(value))
-                        case 75..<85:
-                            (input, kind) = (.remove(rejectRules: nil), .remove)
-                            report = client.remove(table: table, key: key)
-                        default:
-                            (input, kind) = (.increment(delta: 1, rejectRules: nil), .increment)
-                            report = client.increment(table: table, key: key, by: 1)
-                        }
-                        let completedAt = monotonicNanos()
-                        recorder.record {
-                            Self.recorded(id: $0, client: c, key: "k\(index)", input: input, kind: kind,
-                                          report: report, invokedAt: invokedAt, completedAt: completedAt)
-                        }
-                        if case .failed(let why) = report.outcome { connectionErrors.add("client \(c): \(why)") }
-                    }
-                } catch {
-                    connectionErrors.add("client \(c): \(error)")
-                }
-            }
-            thread.start()
-        }
-        defer {
-            stop.store(true, ordering: .relaxed)
-            _ = group.wait(timeout: .now() + 60)
-        }
+        let load = ProtocolLoad(library: library, coordinator: state.externalStorage, table: table, keys: Self.keys,
+                                clients: clients)
+        defer { _ = load.finish() }
+        let (recorder, connectionErrors) = (load.recorder, load.errors)
         for _ in 0..<600 where recorder.count < 4000 { usleep(50_000) }
         #expect(recorder.count >= 4000, "the clients are running: \(connectionErrors.all.prefix(3))")
 
@@ -184,8 +124,7 @@ extension FulvaMigrationTests {
         let migrationEnd = monotonicNanos()
         #expect(record.phase == .done, "the migration finished: \(record.lastError ?? "")")
         usleep(300_000)
-        stop.store(true, ordering: .relaxed)
-        #expect(group.wait(timeout: .now() + 60) == .success, "the clients stopped")
+        #expect(load.finish(), "the clients stopped")
 
         var operations = recorder.all
         let failed = operations.filter(\.failed)
@@ -226,13 +165,31 @@ extension FulvaMigrationTests {
         // The source holds nothing of the table; the destination exactly
         // the objects that exist.
         let whole = Tablet(tableID: table)
-        #expect(try admin.countObjects(server: ServerID(source), tablet: whole) == 0, "the source holds nothing")
-        #expect(try admin.countObjects(server: ServerID(destination), tablet: whole) == UInt64(present))
+        #expect(try admin.inventory(server: ServerID(source), tablet: whole).objects == 0, "the source holds nothing")
+        let held = try admin.inventory(server: ServerID(destination), tablet: whole)
+        #expect(held.objects == UInt64(present))
+        // Every value is 8 bytes and every key "k" and up to 6 digits, with
+        // RAMCloud's few bytes of key lengths beside them.
+        #expect((held.objects * 10...held.objects * 19).contains(held.bytes), "the inventory's bytes: \(held.bytes)")
 
         // The destination fetched keys ahead of their batches.
         let pulls = try Self.priorityPulls(state)
         print("priority pulls: \(pulls)")
         #expect((pulls[request.id] ?? 0) > 0, "priority pulls happened: \(pulls)")
+    }
+
+    /// Fills a table for protocol clients: key k<i> holds i. Returns the
+    /// initial state for the checker, with the versions the writes reported.
+    static func fillProtocolTable(_ admin: RAMCloudClient, table: UInt64, keys: Int) throws -> [String: RecordedInitialObject] {
+        var initial: [String: RecordedInitialObject] = [:]
+        initial.reserveCapacity(keys)
+        let fillStart = Date()
+        for i in 0..<keys {
+            let version = try admin.write(table: table, key: protocolKey(i), value: bytes(Int64(i)))
+            initial["k\(i)"] = RecordedInitialObject(value: Int64(i), version: version)
+        }
+        print(String(format: "filled %d objects in %.1f s", keys, Date().timeIntervalSince(fillStart)))
+        return initial
     }
 
     /// Every key of the table read from `server` at once, after everything
@@ -295,6 +252,76 @@ extension FulvaMigrationTests {
             }
             #expect(loaded, "\(name) loaded the plugin")
         }
+    }
+}
+
+/// Clients speaking the Fulva protocol, each on its own thread and
+/// connection, running a mixed workload (half reads; writes of values no
+/// other write uses, removes, increments) until stopped, 40% of it on the
+/// first `hotKeys` keys; every operation recorded for the checker, no
+/// outcome within 1 s counted as failed.
+final class ProtocolLoad: @unchecked Sendable {
+    let recorder = HistoryRecorder()
+    let errors = HistoryErrors()
+    private let stop = ManagedAtomic<Bool>(false)
+    private let group = DispatchGroup()
+
+    init(library: RAMCloudLibrary, coordinator: String, table: UInt64, keys: Int, hotKeys: Int = FulvaMigrationTests.hotKeys,
+         clients: Int) {
+        for c in 0..<clients {
+            group.enter()
+            let (recorder, errors, stop, group) = (recorder, errors, stop, group)
+            let thread = Thread {
+                defer { group.leave() }
+                do {
+                    let connection = try RAMCloudClient(library: library, coordinator: coordinator)
+                    let client = ProtocolClient(connection: connection, deadlineMicros: 1_000_000)
+                    var random = SeededRandom(seed: UInt64(1000 + c))
+                    var sequence: Int64 = 0
+                    let started = Date()
+                    while !stop.load(ordering: .relaxed) && sequence < 60_000 && Date().timeIntervalSince(started) < 180 {
+                        sequence += 1
+                        let index = random.next(upperBound: UInt64(100)) < 40 ? Int(random.next(upperBound: UInt64(hotKeys)))
+                                                                   : Int(random.next(upperBound: UInt64(keys)))
+                        let key = FulvaMigrationTests.protocolKey(index)
+                        let roll = random.next(upperBound: UInt64(100))
+                        let invokedAt = monotonicNanos()
+                        let input: RecordedInput, kind: OperationKind, report: ProtocolClient.Report
+                        switch roll {
+                        case 0..<50:
+                            (input, kind) = (.read, .read)
+                            report = client.read(table: table, key: key)
+                        case 50..<75:
+                            // A value no other write uses.
+                            let value = Int64(c + 1) << 40 | sequence
+                            (input, kind) = (.write(value: value, rejectRules: nil), .write)
+                            report = client.write(table: table, key: key, value: FulvaMigrationTests.bytes(value))
+                        case 75..<85:
+                            (input, kind) = (.remove(rejectRules: nil), .remove)
+                            report = client.remove(table: table, key: key)
+                        default:
+                            (input, kind) = (.increment(delta: 1, rejectRules: nil), .increment)
+                            report = client.increment(table: table, key: key, by: 1)
+                        }
+                        let completedAt = monotonicNanos()
+                        recorder.record {
+                            FulvaMigrationTests.recorded(id: $0, client: c, key: "k\(index)", input: input, kind: kind,
+                                                         report: report, invokedAt: invokedAt, completedAt: completedAt)
+                        }
+                        if case .failed(let why) = report.outcome { errors.add("client \(c): \(why)") }
+                    }
+                } catch {
+                    errors.add("client \(c): \(error)")
+                }
+            }
+            thread.start()
+        }
+    }
+
+    /// Stops the clients; false when they did not stop within a minute.
+    func finish() -> Bool {
+        stop.store(true, ordering: .relaxed)
+        return group.wait(timeout: .now() + 60) == .success
     }
 }
 

@@ -45,6 +45,45 @@ func hash(inBucket b: UInt64) -> KeyHash { b }
         }
     }
 
+    @Test func theActiveLimitAndRacingStartsAreSettledByID() throws {
+        func record(_ id: UInt64, table: UInt64, phase: MigrationPhase = .moving) -> MigrationRecord {
+            var r = MigrationRecord(id: MigrationID(id), tablet: Tablet(tableID: table), source: S, destination: D,
+                                    strategy: .fulva)
+            r.phase = phase
+            return r
+        }
+        let running = [record(1, table: 1), record(2, table: 2), record(3, table: 3, phase: .done)]
+        #expect(throws: FulvaError.tooManyMigrations(running: [MigrationID(1), MigrationID(2)], limit: 2)) {
+            try MigrationRequest.validate(tablet: Tablet(tableID: 4), source: S, destination: D, active: running, limit: 2)
+        }
+        try MigrationRequest.validate(tablet: Tablet(tableID: 4), source: S, destination: D, active: running, limit: 3)
+        // Two starts over table 5 both passed validate; the lower id stands.
+        let first = record(7, table: 5, phase: .preparing), second = record(8, table: 5, phase: .preparing)
+        try MigrationRequest.settle(first, among: running + [first, second])
+        #expect(throws: FulvaError.tabletBusy(Tablet(tableID: 5), MigrationID(7))) {
+            try MigrationRequest.settle(second, among: running + [first, second])
+        }
+        // Racing starts of other tablets: the limit counts only earlier ones.
+        let third = record(9, table: 6, phase: .preparing)
+        try MigrationRequest.settle(first, among: running + [first, third], limit: 3)
+        #expect(throws: FulvaError.self) { try MigrationRequest.settle(third, among: running + [first, third], limit: 3) }
+    }
+
+    @Test func theThrottleKeepsTheRateAndTakesANewOne() {
+        var throttle = Throttle(bytesPerSecond: 1_000_000, nowMicros: 0)
+        // 100 KB at 1 MB/s is due at 100 ms; moved at 10 ms: pause 90 ms.
+        #expect(throttle.pause(afterMoving: 100_000, nowMicros: 10_000) == 90_000)
+        // Behind schedule: no pause.
+        #expect(throttle.pause(afterMoving: 100_000, nowMicros: 300_000) == 0)
+        // Far ahead: one pause is at most the longest.
+        #expect(throttle.pause(afterMoving: 10_000_000, nowMicros: 300_000) == throttle.longestPauseMicros)
+        // A new rate counts from now, without the old debt.
+        throttle.set(bytesPerSecond: 2_000_000, nowMicros: 400_000)
+        #expect(throttle.pause(afterMoving: 200_000, nowMicros: 400_000) == 100_000)
+        throttle.set(bytesPerSecond: 0, nowMicros: 500_000)
+        #expect(throttle.pause(afterMoving: 1 << 40, nowMicros: 500_000) == 0, "0 is no limit")
+    }
+
     @Test func recordTransitionsAndCancel() throws {
         let record = MigrationRecord(id: MigrationID(4), tablet: tablet, source: S, destination: D, strategy: .fulva)
         #expect(try record.cancelAction() == .releaseSource)

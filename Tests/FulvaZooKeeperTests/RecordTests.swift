@@ -15,6 +15,7 @@ import Testing
         record.bucketCount = 1024
         record.bucketsReplayed = 256
         record.pullBatches = 9
+        record.throttleBytesPerSecond = 2_500_000
         record.lastError = "line one\nline two"
         let decoded = try #require(RecordCodec.decode(RecordCodec.encode(record)))
         var expected = record

@@ -364,12 +364,19 @@ int fulva_client_execute(struct rc_client *client,
 uint64_t fulva_key_hash(uint64_t tableId, const void *key,
                         uint16_t keyLength);
 
-/* The objects of a tablet's key range that one master's hash table holds,
- * whatever the master's tablets say (a dropped tablet should leave none). */
-int fulva_admin_count_objects(struct rc_client *client, uint64_t server,
-                              const struct fulva_tablet *tablet,
-                              uint64_t *objects, char *error,
-                              size_t errorLength);
+/* What a migration of a tablet's key range from one master would move:
+ * the objects its hash table holds, whatever the master's tablets say (a
+ * dropped tablet should leave none), and their keys' and values' bytes.
+ * The master counts; nothing but the totals crosses the network. */
+struct fulva_tablet_inventory {
+    uint64_t objects;
+    uint64_t bytes;
+};
+
+int fulva_admin_inventory(struct rc_client *client, uint64_t server,
+                          const struct fulva_tablet *tablet,
+                          struct fulva_tablet_inventory *inventory,
+                          char *error, size_t errorLength);
 
 /* The raw transfer rate from one master to another over the cluster's
  * transport, the ceiling a migration's pulls run against: `destination`

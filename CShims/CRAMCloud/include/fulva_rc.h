@@ -72,7 +72,7 @@ struct fulva_rc_api {
     __typeof__(fulva_testing_retry_increment) *retryIncrement;
     __typeof__(fulva_client_execute) *execute;
     __typeof__(fulva_key_hash) *keyHash;
-    __typeof__(fulva_admin_count_objects) *countObjects;
+    __typeof__(fulva_admin_inventory) *inventory;
     __typeof__(fulva_admin_transfer_probe) *transferProbe;
 };
 

@@ -1,0 +1,196 @@
+import Foundation
+import FulvaCheck
+import FulvaCluster
+import FulvaCore
+import FulvaRAMCloud
+import FulvaZooKeeper
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FulvaMigrationTests {
+    /// The operator's commands around a migration: `plan` counts what would
+    /// move and changes nothing; `start --throttle` holds the rate; the
+    /// migration finishes after rc-migrate is killed with SIGKILL, and a
+    /// new `status --watch` follows it from ZooKeeper; while it runs, a
+    /// second migration over the tablet and one over --max-active are
+    /// refused with nothing changed; `throttle` lifts the limit; a
+    /// coordinator that does not answer is an error within
+    /// --cluster-timeout.
+    @Test func rcMigratePlansThrottlesAndSurvivesItsOwnDeath() throws {
+        let cluster = try TestCluster(Self.spec(), seconds: 300, what: "rcMigratePlansThrottlesAndSurvivesItsOwnDeath")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
+        _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "ops"], timeout: 120)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try client.tableID("ops")
+        let other = try client.createTable("other")
+        _ = try client.write(table: other, key: Array("k".utf8), value: Array("v".utf8))
+        let source = try client.owner(table: table, keyHash: 0)
+        let destination = try #require(try Self.masters(client).first { $0 != source })
+        let storage = ["--storage", state.externalStorage]
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        let owners = { () throws -> [UInt64] in
+            try [0, 1 << 62, 1 << 63, .max].map { try client.owner(table: table, keyHash: $0) }
+                + [try client.owner(table: other, keyHash: 0)]
+        }
+        let before = try owners()
+
+        // plan: the source's count, a rate and its basis; nothing changes.
+        let plan = try Self.rcMigrate(["plan", "--table", "ops", "--to", String(destination), "--json"] + storage)
+        #expect(plan.status == 0, "plan: \(plan.err)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.out.utf8)) as? [String: Any])
+        let bytes = try #require(planned["bytes"] as? Int)
+        #expect(planned["objects"] as? Int == 20_000, "plan counts every object: \(plan.out)")
+        #expect(bytes > 20_000 * 8, "and their bytes: \(plan.out)")
+        #expect((planned["estimatedSeconds"] as? Double ?? 0) > 0 && (planned["rateBasis"] as? String ?? "").contains("raw transfer"),
+                "an estimate from the probe (no migration has finished yet): \(plan.out)")
+        #expect(try owners() == before && (try store.list()).isEmpty, "plan changed nothing")
+        // The throttle sets the rate the estimate uses: 4 s for the table.
+        let rate = Double(bytes) / 4 / 1e6
+        let throttled = try Self.rcMigrate(["plan", "--table", "ops", "--to", String(destination), "--json",
+                                            "--throttle", String(rate)] + storage)
+        let estimate = (try JSONSerialization.jsonObject(with: Data(throttled.out.utf8)) as? [String: Any])?["estimatedSeconds"] as? Double
+        #expect(abs((estimate ?? 0) - 4) < 0.1, "estimate at the throttle: \(throttled.out) \(throttled.err)")
+
+        // start --throttle --wait, killed with SIGKILL once data moves.
+        let follower = try ClientProgram.launch(launcher, name: "client1", program: try #require(ClientProgram.rcMigrate),
+                                                ["start", "--table", "ops", "--to", String(destination), "--throttle",
+                                                 String(rate), "--wait", "--json"] + storage, label: "start")
+        var record: MigrationRecord?
+        for _ in 0..<300 {
+            record = try store.list().first
+            if let r = record, r.phase == .moving, r.bytesMoved > 0 { break }
+            usleep(50_000)
+        }
+        let first = try #require(record, "a record appeared")
+        kill(follower.process.processIdentifier, SIGKILL)
+        follower.process.waitUntilExit()
+        #expect(first.phase == .moving && first.throttleBytesPerSecond == UInt64(rate * 1e6), "\(first)")
+
+        // The rate, over at least a second of the throttled run.
+        usleep(1_200_000)
+        let later = try #require(try store.load(first.id))
+        let measured = Double(later.bytesMoved - first.bytesMoved) / (Double(later.updatedAt - first.updatedAt) / 1000)
+        print(String(format: "throttle %.3f MB/s, measured %.3f MB/s over %d ms", rate, measured / 1e6,
+                     later.updatedAt - first.updatedAt))
+        #expect(later.phase == .moving && later.progress < 1, "still running after rc-migrate died: \(later)")
+        #expect(measured <= rate * 1e6 * 1.3, "the throttle holds the rate")
+
+        // While it runs: a second migration over the tablet, and one over
+        // the limit, are refused; nothing changes.
+        let busy = try Self.rcMigrate(["start", "--table", "ops", "--first-hash", "0x8000000000000000",
+                                       "--to", String(destination)] + storage)
+        #expect(busy.status == 1 && busy.err.contains("is already being moved by migration \(first.id.rawValue)"),
+                "\(busy.status) \(busy.err)")
+        let otherOwner = try client.owner(table: other, keyHash: 0)
+        let overLimit = try Self.rcMigrate(["start", "--table", "other", "--to", String(otherOwner == source ? destination : source),
+                                            "--max-active", "1"] + storage)
+        #expect(overLimit.status == 1 && overLimit.err.contains("the limit is 1"), "\(overLimit.status) \(overLimit.err)")
+        #expect(try store.list().count == 1, "no record for a refused start")
+        #expect(try client.owner(table: other, keyHash: 0) == before[4])
+
+        // throttle 0 lifts the limit; a new rc-migrate follows to the end.
+        let lifted = try Self.rcMigrate(["throttle", String(first.id.rawValue), "0"] + storage)
+        #expect(lifted.status == 0, "throttle: \(lifted.err)")
+        let watched = try Self.rcMigrate(["status", String(first.id.rawValue), "--watch", "--json"] + storage, timeout: 120)
+        #expect(watched.status == 0 && watched.out.contains("\"phase\":\"done\""), "status --watch: \(watched.out) \(watched.err)")
+        #expect(try client.owner(table: table, keyHash: 0) == destination && (try client.owner(table: table, keyHash: .max)) == destination)
+        for i in stride(from: 0, to: 20_000, by: 997) {
+            #expect(try client.read(table: table, key: Array("key\(i)".utf8)) != nil, "key\(i) reads back")
+        }
+        let ended = try Self.rcMigrate(["throttle", String(first.id.rawValue), "5"] + storage)
+        #expect(ended.status == 1 && ended.err.contains("has ended"), "\(ended.err)")
+
+        // A later plan takes its rate from the finished migration.
+        let replan = try Self.rcMigrate(["plan", "--table", "ops", "--to", String(source)] + storage)
+        #expect(replan.status == 0 && replan.out.contains("median of the last 1 finished fulva"), "\(replan.out) \(replan.err)")
+
+        // A coordinator that does not answer (stopped, not dead: ZooKeeper
+        // still names it): an error within --cluster-timeout.
+        let coordinator = try #require(state.process("coordinator"))
+        kill(coordinator.pid, SIGSTOP)
+        defer { kill(coordinator.pid, SIGCONT) }
+        let clock = Date()
+        let silent = try Self.rcMigrate(["start", "--table", "ops", "--to", String(source), "--cluster-timeout", "3"] + storage,
+                                        timeout: 60)
+        #expect(silent.status == 1 && silent.err.contains("did not answer within 3 s"), "\(silent.status) \(silent.err)")
+        #expect(Date().timeIntervalSince(clock) < 30)
+        kill(coordinator.pid, SIGCONT)
+        #expect(try store.list().count == 1, "nothing was written")
+    }
+
+    /// Three migrations of disjoint tablets, started at once by three
+    /// rc-migrate processes, finish while protocol clients run the mixed
+    /// workload over the whole table; the history is linearizable, nothing
+    /// failed, and the destination ends with exactly the state the history
+    /// implies.
+    @Test func threeConcurrentMigrationsOfDisjointTablets() throws {
+        setenv("RAMCLOUD_IDLE_SLEEP", "1", 1)
+        let cluster = try TestCluster(Self.spec(), seconds: 400, what: "threeConcurrentMigrationsOfDisjointTablets")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
+        try Self.waitForPlugins(state)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try admin.createTable("three")
+        let keys = 60_000
+        let initial = try Self.fillProtocolTable(admin, table: table, keys: keys)
+        let source = try admin.owner(table: table, keyHash: 0)
+        let destination = try #require(try Self.masters(admin).first { $0 != source })
+
+        let load = ProtocolLoad(library: library, coordinator: state.externalStorage, table: table, keys: keys, clients: 3)
+        defer { _ = load.finish() }
+        for _ in 0..<600 where load.recorder.count < 3000 { usleep(50_000) }
+        #expect(load.recorder.count >= 3000, "the clients are running: \(load.errors.all.prefix(3))")
+
+        let thirds: [(String, String)] = [("0", "0x5555555555555554"), ("0x5555555555555555", "0xaaaaaaaaaaaaaaa9"),
+                                          ("0xaaaaaaaaaaaaaaaa", "0xffffffffffffffff")]
+        let program = try #require(ClientProgram.rcMigrate)
+        let migrationStart = monotonicNanos()
+        let starts = try thirds.enumerated().map { index, range in
+            try ClientProgram.launch(launcher, name: "client1", program: program,
+                                     ["start", "--table", "three", "--first-hash", range.0, "--last-hash", range.1,
+                                      "--to", String(destination), "--wait", "--json", "--storage", state.externalStorage],
+                                     label: "start\(index)")
+        }
+        var results: [String] = []
+        for start in starts {
+            results.append(String(decoding: try start.finish(timeout: 180), as: UTF8.self))
+            #expect(start.process.terminationStatus == 0,
+                    "rc-migrate start: \((try? String(contentsOfFile: start.log, encoding: .utf8)) ?? "")")
+        }
+        let migrationEnd = monotonicNanos()
+        usleep(300_000)
+        #expect(load.finish(), "the clients stopped")
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        let records = try store.list()
+        #expect(records.count == 3 && records.allSatisfy { $0.phase == .done }, "\(records.map { "\($0.id) \($0.phase)" })")
+        #expect(Set(records.map(\.tablet)).count == 3, "three disjoint tablets")
+        let overlapped = records.allSatisfy { a in records.allSatisfy { b in a.createdAt <= b.updatedAt && b.createdAt <= a.updatedAt } }
+        print("three migrations: \(records.map { "\($0.id) \($0.updatedAt - $0.createdAt) ms" }), overlapping: \(overlapped)")
+        for hash: UInt64 in [0, 0x5555_5555_5555_5555, 0xaaaa_aaaa_aaaa_aaaa, .max] {
+            #expect(try admin.owner(table: table, keyHash: hash) == destination)
+        }
+
+        var operations = load.recorder.all
+        let failed = operations.filter(\.failed)
+        #expect(failed.isEmpty, "failed operations: \(load.errors.all.prefix(5))")
+        print("three migrations under load: \(operations.count) operations, \(failed.count) failed, "
+            + "\(operations.filter(\.routing.dualRead).count) dual reads")
+        let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let final = try Self.finalState(verifier, server: ServerID(destination), table: table, keys: keys,
+                                        client: 3, firstID: operations.count)
+        operations += final.reads
+        #expect(final.tagged == 0, "the destination owns every third normally")
+        let history = History(operations: operations, initialValues: initial,
+                              timeline: MigrationTimeline(startedAt: migrationStart, endedAt: migrationEnd))
+        let result = LinearizabilityChecker.check(history)
+        #expect(result.isLinearizable, "\(result.violations.prefix(2))")
+        #expect(try admin.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).objects == 0,
+                "the source holds nothing of the table")
+    }
+}
