@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure protocol logic: imports no C and no Foundation.
@@ -50,11 +52,16 @@ let package = Package(
         .target(name: "FulvaCluster", dependencies: ["FulvaRAMCloud"]),
         // The migration benchmark's figures and report (rc-migrate bench).
         .target(name: "FulvaBench", dependencies: ["FulvaCheck", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        // Migration metrics through swift-metrics (rc-migrate metrics
+        // exports them for Prometheus).
+        .target(name: "FulvaMetrics", dependencies: ["FulvaCore", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .executableTarget(
             name: "rc-migrate",
             dependencies: [
-                "FulvaCore", "FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "FulvaBench",
+                "FulvaCore", "FulvaCluster", "FulvaRAMCloud", "FulvaZooKeeper", "FulvaBench", "FulvaMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         // Migration records in ZooKeeper (libzookeeper_mt, Debian's libzookeeper-mt-dev).
         .target(name: "CZooKeeper", path: "CShims/CZooKeeper", linkerSettings: [.linkedLibrary("zookeeper_mt")]),
@@ -83,6 +90,8 @@ let package = Package(
         .testTarget(name: "FulvaZooKeeperTests", dependencies: ["FulvaZooKeeper", "FulvaServer", "FulvaCore"]),
         .testTarget(name: "FulvaCheckTests", dependencies: ["FulvaCheck", "FulvaCore"]),
         .testTarget(name: "FulvaBenchTests", dependencies: ["FulvaBench"]),
+        .testTarget(name: "FulvaMetricsTests", dependencies: ["FulvaMetrics", "FulvaCore",
+                                                            .product(name: "Prometheus", package: "swift-prometheus")]),
         .testTarget(name: "FulvaSimulationTests", dependencies: ["FulvaSimulation", "FulvaCheck", "FulvaCore"]),
         // Against a patched RAMCloud build; skipped, saying so, without one.
         .testTarget(name: "ClusterIntegrationTests",

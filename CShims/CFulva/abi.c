@@ -7,10 +7,13 @@
 
 #include "fulva.h"
 
-_Static_assert(sizeof(struct fulva_server_counters) == 56,
+_Static_assert(sizeof(struct fulva_server_counters) == 72,
                "fulva_server_counters changed: bump FULVA_ABI_VERSION");
 _Static_assert(offsetof(struct fulva_server_counters, dpdkPacketsSent) == 48,
                "fulva_server_counters changed: bump FULVA_ABI_VERSION");
+_Static_assert(offsetof(struct fulva_server_counters, sourceReads) == 64,
+               "fulva_server_counters changed: bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_tablet_inventory) == 16, "bump FULVA_ABI_VERSION");
 
 _Static_assert(sizeof(struct fulva_tablet) == 24, "bump FULVA_ABI_VERSION");
 _Static_assert(sizeof(struct fulva_migration_request) == 56, "bump FULVA_ABI_VERSION");

@@ -104,6 +104,8 @@ fulva_admin_server_counters(struct rc_client* client,
             c->networkOutputBytes = s.networkOutputBytes;
             c->dpdkPacketsReceived = s.dpdkPacketsReceived;
             c->dpdkPacketsSent = s.dpdkPacketsSent;
+            c->priorityPulls = s.fulvaPriorityPulls;
+            c->sourceReads = s.fulvaSourceReads;
         }
         return FULVA_OK;
     });

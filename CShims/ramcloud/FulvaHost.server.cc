@@ -21,6 +21,7 @@
 #include "MasterService.h"
 #include "Object.h"
 #include "OptionParser.h"
+#include "PerfStats.h"
 #include "PreparedOp.h"
 #include "RpcResult.h"
 #include "ServerIdRpcWrapper.h"
@@ -816,6 +817,8 @@ string
 FulvaHost::tagFor(const Source& source, uint64_t hintMigration)
 {
     const fulva_migration_request& r = source.request;
+    // Only reads of the frozen copy carry the source's tag.
+    PerfStats::threadStats.fulvaSourceReads++;
     Fulva::Tag tag = {};
     tag.role = Fulva::Role::SOURCE;
     tag.migration = r.migrationId;
@@ -1221,6 +1224,7 @@ FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
                              target->request.migrationId, key);
     rpc.wait();
     target->priorityPulls++;
+    PerfStats::threadStats.fulvaPriorityPulls++;
     Buffer* reply = rpc.reply();
     const WireFormat::FulvaPriorityPull::Response* respHdr =
             reply->getStart<WireFormat::FulvaPriorityPull::Response>();

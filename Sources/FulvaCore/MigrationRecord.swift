@@ -56,6 +56,21 @@ public struct MigrationRecord: Hashable, Sendable {
     /// The most bytes per second the destination pulls (0: no limit). The
     /// operator may change it while the migration runs.
     public var throttleBytesPerSecond: UInt64 = 0
+    /// When the record entered each phase after the first (preparing
+    /// starts at `createdAt`), milliseconds since the epoch.
+    public var enteredAt: [MigrationPhase: Int64] = [:]
+
+    /// How long each phase the record went through lasted, in
+    /// milliseconds; a phase not yet left counts until `now`.
+    public func phaseDurations(now: Int64) -> [(phase: MigrationPhase, millis: Int64)] {
+        var starts: [(MigrationPhase, Int64)] = [(.preparing, createdAt)]
+        starts += enteredAt.sorted { ($0.value, $0.key.rawValue) < ($1.value, $1.key.rawValue) }.map { ($0.key, $0.value) }
+        return starts.enumerated().compactMap { index, entry in
+            if entry.0.isTerminal { return nil }
+            let end = index + 1 < starts.count ? starts[index + 1].1 : now
+            return (entry.0, max(0, end - entry.1))
+        }
+    }
 
     public init(id: MigrationID, tablet: Tablet, source: ServerID, destination: ServerID,
                 strategy: Strategy, createdAt: Int64 = 0) {
@@ -85,6 +100,7 @@ public struct MigrationRecord: Hashable, Sendable {
         var copy = self
         copy.phase = next
         copy.updatedAt = time
+        copy.enteredAt[next] = time
         if let error { copy.lastError = error }
         return copy
     }

@@ -71,6 +71,11 @@ public struct ServerCounters: Sendable, Equatable, Codable {
     public var networkOutputBytes: UInt64
     public var dpdkPacketsReceived: UInt64
     public var dpdkPacketsSent: UInt64
+    /// Fulva: keys this server, as a destination, fetched ahead of their batch.
+    public var priorityPulls: UInt64 = 0
+    /// Fulva: reads this server, as a source, answered from its frozen
+    /// copy (each the source's half of a client's dual read).
+    public var sourceReads: UInt64 = 0
 }
 
 public struct RAMCloudLoadError: Error, CustomStringConvertible {
@@ -253,7 +258,8 @@ public final class RAMCloudClient {
         return counters.prefix(count).map {
             ServerCounters(serverID: $0.serverId, readCount: $0.readCount, writeCount: $0.writeCount,
                            networkInputBytes: $0.networkInputBytes, networkOutputBytes: $0.networkOutputBytes,
-                           dpdkPacketsReceived: $0.dpdkPacketsReceived, dpdkPacketsSent: $0.dpdkPacketsSent)
+                           dpdkPacketsReceived: $0.dpdkPacketsReceived, dpdkPacketsSent: $0.dpdkPacketsSent,
+                           priorityPulls: $0.priorityPulls, sourceReads: $0.sourceReads)
         }
     }
 

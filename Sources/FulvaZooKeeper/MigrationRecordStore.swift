@@ -251,6 +251,7 @@ public enum RecordCodec {
         ]
         if let bound = r.versionBound { lines.append("versionBound=\(bound)") }
         if r.throttleBytesPerSecond > 0 { lines.append("throttleBytesPerSecond=\(r.throttleBytesPerSecond)") }
+        for phase in MigrationPhase.allCases { if let time = r.enteredAt[phase] { lines.append("entered.\(phase.rawValue)=\(time)") } }
         if let error = r.lastError { lines.append("lastError=" + String(error.map { $0 == "\n" ? " " : $0 })) }
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -281,6 +282,9 @@ public enum RecordCodec {
         record.versionBound = number("versionBound")
         record.lastError = fields["lastError"]
         record.throttleBytesPerSecond = number("throttleBytesPerSecond") ?? 0
+        for phase in MigrationPhase.allCases {
+            if let time = fields["entered.\(phase.rawValue)"].flatMap({ Int64($0) }) { record.enteredAt[phase] = time }
+        }
         return record
     }
 }

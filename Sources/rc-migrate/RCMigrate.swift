@@ -17,7 +17,8 @@ struct RCMigrate: ParsableCommand {
             migration goes on); 64 bad usage; 128+N killed by signal N (rc-migrate bench).
             A migration runs in the masters: killing rc-migrate does not disturb it.
             """,
-        subcommands: [Plan.self, Start.self, StatusCommand.self, List.self, ThrottleCommand.self, Cluster.self, Bench.self])
+        subcommands: [Plan.self, Start.self, StatusCommand.self, List.self, ThrottleCommand.self, MetricsCommand.self,
+                      Cluster.self, Bench.self])
 }
 
 struct ClusterOptions: ParsableArguments {

@@ -105,6 +105,32 @@ extension FulvaMigrationTests {
         let ended = try Self.rcMigrate(["throttle", String(first.id.rawValue), "5"] + storage)
         #expect(ended.status == 1 && ended.err.contains("has ended"), "\(ended.err)")
 
+        // The exporter: one collection on stdout, and the same served over
+        // HTTP until it is stopped.
+        let once = try Self.rcMigrate(["metrics", "--once"] + storage)
+        let m = "migration=\"\(first.id.rawValue)\",table=\"\(table)\",strategy=\"fulva\""
+        #expect(once.status == 0 && once.out.contains("fulva_migrations{phase=\"done\"} 1.0")
+                && once.out.contains("fulva_migration_progress_ratio{\(m)} 1.0")
+                && once.out.contains("fulva_migration_phase_seconds{\(m),phase=\"moving\"}")
+                && once.out.contains("fulva_priority_pulls_total{server=\"\(destination)\"}"), "metrics --once: \(once.out) \(once.err)")
+        let moved = once.out.split(separator: "\n").first { $0.hasPrefix("fulva_migration_bytes_moved{\(m)}") }
+        #expect(moved.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } == Double(bytes),
+                "the bytes moved are the bytes plan counted: \(moved ?? "none")")
+        let exporter = try ClientProgram.launch(launcher, name: "client1", program: try #require(ClientProgram.rcMigrate),
+                                                ["metrics", "--listen", "127.0.0.1:16499", "--interval", "0.2"] + storage,
+                                                label: "metrics")
+        defer { if exporter.process.isRunning { kill(exporter.process.processIdentifier, SIGKILL) } }
+        var scraped = ""
+        for _ in 0..<50 where !scraped.contains("fulva_exporter_collections_total") {
+            usleep(200_000)
+            scraped = (try? HostCommand.execute(["/usr/bin/curl", "-sf", "--max-time", "5", "http://127.0.0.1:16499/metrics"],
+                                                timeout: 10).output) ?? ""
+        }
+        #expect(scraped.contains("fulva_migrations{phase=\"done\"} 1.0") && scraped.contains("fulva_exporter_collections_total"),
+                "scraped: \(scraped)")
+        kill(exporter.process.processIdentifier, SIGTERM)
+        exporter.process.waitUntilExit()
+
         // A later plan takes its rate from the finished migration.
         let replan = try Self.rcMigrate(["plan", "--table", "ops", "--to", String(source)] + storage)
         #expect(replan.status == 0 && replan.out.contains("median of the last 1 finished fulva"), "\(replan.out) \(replan.err)")
@@ -192,5 +218,16 @@ extension FulvaMigrationTests {
         #expect(result.isLinearizable, "\(result.violations.prefix(2))")
         #expect(try admin.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).objects == 0,
                 "the source holds nothing of the table")
+
+        // The masters counted the dual reads' source halves and the
+        // priority pulls; the exporter reports them per server.
+        let counters = try admin.serverCounters()
+        let sourceReads = counters.first { $0.serverID == source }?.sourceReads ?? 0
+        let priorityPulls = counters.first { $0.serverID == destination }?.priorityPulls ?? 0
+        print("counters: source reads \(sourceReads), priority pulls \(priorityPulls)")
+        #expect(sourceReads > 0 && priorityPulls > 0, "\(counters)")
+        let exported = try Self.rcMigrate(["metrics", "--once", "--storage", state.externalStorage])
+        #expect(exported.out.contains("fulva_source_reads_total{server=\"\(source)\"} \(sourceReads)")
+                && exported.out.contains("fulva_migrations{phase=\"done\"} 3.0"), "\(exported.out) \(exported.err)")
     }
 }

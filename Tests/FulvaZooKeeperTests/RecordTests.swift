@@ -8,6 +8,10 @@ import Testing
         var record = MigrationRecord(id: MigrationID(42), tablet: Tablet(tableID: 7, range: try KeyHashRange(start: 5, end: .max)),
                                      source: ServerID(1), destination: ServerID(2), strategy: .rocksteady, createdAt: 1_700_000_000_000)
         record = try record.moved(to: .moving, at: 1_700_000_000_100)
+        #expect(record.enteredAt == [.moving: 1_700_000_000_100])
+        #expect(record.phaseDurations(now: 1_700_000_000_400).map(\.millis) == [100, 300], "preparing, then moving until now")
+        let done = try record.moved(to: .done, at: 1_700_000_000_250)
+        #expect(done.phaseDurations(now: 1_700_000_009_999).map { "\($0.phase) \($0.millis)" } == ["preparing 100", "moving 150"])
         record.versionBound = 991
         record.progress = 0.25
         record.objectsMoved = 12

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 6u
+#define FULVA_ABI_VERSION 7u
 
 enum {
     FULVA_OK = 0,
@@ -78,6 +78,10 @@ struct fulva_server_counters {
     uint64_t networkOutputBytes;
     uint64_t dpdkPacketsReceived;  /* frames through the DPDK port */
     uint64_t dpdkPacketsSent;
+    uint64_t priorityPulls;        /* Fulva: keys a destination fetched
+                                      ahead of their batch */
+    uint64_t sourceReads;          /* Fulva: reads a source answered from
+                                      its frozen copy (half a dual read) */
 };
 
 /* The counters of every server the coordinator knows; at most `capacity`
