@@ -64,6 +64,8 @@ class FulvaHost {
     void drop(const WireFormat::FulvaDrop::Request* reqHdr,
               WireFormat::FulvaDrop::Response* respHdr,
               Service::Rpc* rpc);
+    bool recoverIntoSource(uint64_t tableId, uint64_t firstKeyHash,
+                           uint64_t lastKeyHash);
     void read(const WireFormat::FulvaRead::Request* reqHdr,
               WireFormat::FulvaRead::Response* respHdr,
               Service::Rpc* rpc);

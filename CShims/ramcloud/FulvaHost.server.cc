@@ -756,6 +756,52 @@ FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
 }
 
 /**
+ * Crash recovery asks this master to recover a tablet it holds frozen as
+ * the source of a migration: the migration's destination crashed, and the
+ * coordinator (which maps the tablet to it) recovers its log here. The
+ * frozen copy is exactly what was not yet moved, and the destination's log
+ * holds everything written there since it took ownership (with versions
+ * above the bound) and its tombstones, so replaying that log on top of the
+ * copy, higher version winning as recovery always does, rebuilds the
+ * tablet as the clients last wrote it. The tablet becomes an ordinary
+ * recovering tablet; the migration is over for this master.
+ *
+ * \return
+ *      False when no tablet of exactly this range is frozen here as a
+ *      source: the caller's ordinary overlap handling applies.
+ */
+bool
+FulvaHost::recoverIntoSource(uint64_t tableId, uint64_t firstKeyHash,
+                             uint64_t lastKeyHash)
+{
+    if (!master->tabletManager.changeState(tableId, firstKeyHash, lastKeyHash,
+            TabletManager::FULVA_SOURCE, TabletManager::NOT_READY))
+        return false;
+    uint64_t migrationId = 0;
+    {
+        SpinLock::Guard guard(lock);
+        for (const Source& source : sources) {
+            const fulva_tablet& t = source.request.tablet;
+            if (t.tableId == tableId && t.firstKeyHash == firstKeyHash &&
+                    t.lastKeyHash == lastKeyHash)
+                migrationId = source.request.migrationId;
+        }
+        sources.erase(std::remove_if(sources.begin(), sources.end(),
+                [migrationId](const Source& source) {
+                    return source.request.migrationId == migrationId;
+                }), sources.end());
+        sourceCount = static_cast<int>(sources.size());
+    }
+    LOG(NOTICE, "Fulva: migration %lu: its destination crashed; recovering "
+            "its log into the frozen copy of tablet [0x%lx, 0x%lx] of table "
+            "%lu here (higher versions win)", migrationId, firstKeyHash,
+            lastKeyHash, tableId);
+    if (plugin != NULL && migrationId != 0)
+        pluginSourceEnd(plugin, migrationId);
+    return true;
+}
+
+/**
  * ObjectManager::removeOrphanedObjects with pauses: the same bucket-by-
  * bucket removal of objects no tablet here covers any more, but it sleeps
  * briefly after every few thousand buckets. Run flat out, its tablet lookup

@@ -37,6 +37,11 @@ public struct ClusterSpec: Codable, Sendable {
     public var masterMemoryMB = 256
     /// Backup replicas per segment (server -r); 0 runs masters only.
     public var replicas = 0
+    /// Servers that are backups only (server --backupOnly), named backup1...,
+    /// on the ports after the masters'. With replicas, a master that loses
+    /// a backup re-replicates to another; with two masters and nothing
+    /// else, the survivor of a crash would have nowhere to write.
+    public var backupServers: Int? = 0
     public var transport = ClusterTransport.udp
     /// The coordinator listens here; masters on the following ports.
     public var basePort = 12_246
@@ -162,7 +167,7 @@ public final class ClusterLauncher {
         }
         let udp = spec.transport == .udp
         let ports = [(spec.zooKeeperPort, false)]
-            + (spec.transport == .dpdk ? [] : (0...spec.masters).map { (spec.basePort + $0, udp) })
+            + (spec.transport == .dpdk ? [] : (0...spec.masters + (spec.backupServers ?? 0)).map { (spec.basePort + $0, udp) })
         for (port, isUDP) in ports where Processes.portInUse(port, udp: isUDP) {
             throw ClusterError("port \(port) on 127.0.0.1 is already in use (choose others with --base-port / --zookeeper-port)")
         }
@@ -172,8 +177,11 @@ public final class ClusterLauncher {
         try? FileManager.default.removeItem(atPath: directory + "/zookeeper")
         try FileManager.default.createDirectory(atPath: directory + "/zookeeper", withIntermediateDirectories: true)
         // Fresh logs: readiness is read from them, and a line left by an
-        // earlier cluster in this directory must not count.
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasSuffix(".log") {
+        // earlier cluster in this directory must not count. Fresh backup
+        // files too: a backup that finds replicas on disk enlists as the
+        // replacement of the server that wrote them.
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            where file.hasSuffix(".log") || file.hasSuffix(".backup") {
             try? FileManager.default.removeItem(atPath: directory + "/" + file)
         }
 
@@ -212,8 +220,17 @@ public final class ClusterLauncher {
                 state.processes.append(try startMaster(i, locator: locator, &state))
                 try save(state)
             }
+            for i in stride(from: 1, through: spec.backupServers ?? 0, by: 1) {
+                let locator = spec.transport.locator(port: spec.basePort + spec.masters + i)
+                progress("starting backup\(i) on \(locator)")
+                state.processes.append(try startBackup(i, locator: locator, &state))
+                try save(state)
+            }
             for i in 1...spec.masters {
                 try waitForLog("master\(i)", state, marker: "Enlisted; serverId", timeout: spec.startTimeout)
+            }
+            for i in stride(from: 1, through: spec.backupServers ?? 0, by: 1) {
+                try waitForLog("backup\(i)", state, marker: "Enlisted; serverId", timeout: spec.startTimeout)
             }
         } catch {
             for process in state.processes.reversed() { Processes.stop(process.pid, program: process.program) }
@@ -312,11 +329,28 @@ public final class ClusterLauncher {
         var arguments = [home.server, "-L", locator, "-x", state.externalStorage,
                          "-t", String(state.spec.masterMemoryMB), "-r", String(state.spec.replicas),
                          "--maxCores", "2"]
-        if state.spec.replicas == 0 { arguments.append("--masterOnly") }
+        if state.spec.replicas == 0 {
+            arguments.append("--masterOnly")
+        } else {
+            // Each master's backup keeps its replicas in a file of its own
+            // in the cluster directory (RAMCloud's default is one path,
+            // /var/tmp/backup.log, for every server on the host), with room
+            // for four times the master's memory.
+            arguments += ["-f", directory + "/master\(index).backup",
+                          "--segmentFrames", String(max(64, state.spec.masterMemoryMB * 4 / 8))]
+        }
         var (prefix, environment) = try placement("master\(index)", in: &state)
         if state.spec.fulvaPlugin, let plugin = home.plugin { environment["FULVA_PLUGIN"] = plugin }
         environment.merge(state.spec.masterEnvironment) { _, extra in extra }
         return try launch("master\(index)", arguments, locator: locator, environment: environment, prefix: prefix)
+    }
+
+    func startBackup(_ index: Int, locator: String, _ state: inout ClusterState) throws -> ClusterProcess {
+        let arguments = [home.server, "-L", locator, "-x", state.externalStorage, "--backupOnly",
+                         "-f", directory + "/backup\(index).backup",
+                         "--segmentFrames", String(max(64, state.spec.masterMemoryMB * 4 / 8)), "--maxCores", "2"]
+        let (prefix, environment) = try placement("backup\(index)", in: &state)
+        return try launch("backup\(index)", arguments, locator: locator, environment: environment, prefix: prefix)
     }
 
     func waitUntil(_ name: String, _ state: ClusterState, timeout: Double, _ ready: () -> Bool) throws {

@@ -105,6 +105,29 @@ public struct MigrationRecord: Hashable, Sendable {
         return copy
     }
 
+    /// Why a migration that has not ended cannot go on, when its source or
+    /// destination is no longer among the cluster's live servers (it
+    /// crashed), and what that means for the tablet; nil otherwise. The
+    /// destination drives the migration, so a dead destination leaves no
+    /// one to say so but the operator's tools.
+    public func failureCause(liveServers: Set<ServerID>) -> String? {
+        guard !phase.isTerminal else { return nil }
+        let percent = Int((progress * 100).rounded(.down))
+        switch (liveServers.contains(source), liveServers.contains(destination)) {
+        case (true, true):
+            return nil
+        case (_, false):
+            return "destination \(destination) crashed (\(phase), \(percent)% moved): RAMCloud recovers \(tablet) from "
+                + "its log; recovered into the source \(source), the log goes on top of the frozen copy (higher versions "
+                + "win) and the tablet is whole again; recovered on another master, keys not yet moved are missing "
+                + "there until moved again from \(source)"
+        case (false, true):
+            return "source \(source) crashed (\(phase), \(percent)% moved): \(destination) serves \(tablet); keys "
+                + "not yet moved (\(100 - percent)% of its buckets) are unavailable there, and RAMCloud's recovery of "
+                + "\(source) does not bring them back"
+        }
+    }
+
     /// What a cancel does in the current phase.
     public func cancelAction() throws(FulvaError) -> CancelAction {
         switch phase {

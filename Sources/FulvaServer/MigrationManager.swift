@@ -320,17 +320,24 @@ public final class MigrationManager: @unchecked Sendable {
                     $0.pullBatches += UInt64(batches.count)
                 }
             }
-            // Progress reaches the record about four times a second.
-            if Self.nowMillis() - lastPublished >= 250 {
-                lastPublished = Self.nowMillis()
-                do throws(HostError) { try publish(request.id) } catch {
-                    host.log(.warning, "\(request.id): progress not recorded: \(error)")
+            // Progress reaches the record about four times a second, also
+            // while the throttle holds the pulls back (its pauses are at
+            // most a quarter of a second, and a new rate counts at once).
+            var moved = bytes
+            while true {
+                if Self.nowMillis() - lastPublished >= 250 {
+                    lastPublished = Self.nowMillis()
+                    do throws(HostError) { try publish(request.id) } catch {
+                        host.log(.warning, "\(request.id): progress not recorded: \(error)")
+                    }
                 }
+                throttle.set(bytesPerSecond: status(request.id)?.record.throttleBytesPerSecond ?? 0,
+                             nowMicros: Self.monotonicMicros())
+                let pause = throttle.pause(afterMoving: moved, nowMicros: Self.monotonicMicros())
+                moved = 0
+                guard pause > 0 else { break }
+                usleep(UInt32(pause))
             }
-            throttle.set(bytesPerSecond: status(request.id)?.record.throttleBytesPerSecond ?? 0,
-                         nowMicros: Self.monotonicMicros())
-            let pause = throttle.pause(afterMoving: bytes, nowMicros: Self.monotonicMicros())
-            if pause > 0 { usleep(UInt32(pause)) }
         }
         guard migration.finish() else { throw HostError(status: 1002, message: "the migration could not finish") }
         try host.finish(request)

@@ -149,8 +149,9 @@ final class Collector: @unchecked Sendable {
     /// False when the records or the counters could not be read.
     func collect() -> Bool {
         do {
-            let records = try store.list()
-            let counters = try client.serverCounters().map {
+            let servers = try client.serverCounters()
+            let records = reconcile(try store.list(), store: store, live: Set(servers.map { ServerID($0.serverID) }))
+            let counters = servers.map {
                 ServerFulvaCounters(server: $0.serverID, priorityPulls: $0.priorityPulls, sourceReads: $0.sourceReads)
             }
             metrics.observe(records: records, counters: counters, nowMillis: Int64(Date().timeIntervalSince1970 * 1000))

@@ -55,6 +55,16 @@ struct Connection: ParsableArguments {
         }
     }
 
+    /// A client for the side checks of read-only commands (status, list):
+    /// nil, silently, where the cluster cannot be reached.
+    func connectQuietly() -> RAMCloudClient? {
+        let home = cluster.ramcloudHome.map { RAMCloudHome(path: $0) } ?? RAMCloudHome()
+        guard home.missing == nil, let where_ = try? locator(), let library = try? RAMCloudLibrary(path: home.library) else {
+            return nil
+        }
+        return try? RAMCloudClient(library: library, coordinator: where_)
+    }
+
     /// Runs this same command again as a client of the dpdk cluster.
     func reexecInNamespace(_ launcher: ClusterLauncher) throws -> Never {
         let (prefix, environment) = try launcher.clientPlacement("rc-migrate")
@@ -64,6 +74,47 @@ struct Connection: ParsableArguments {
         let cArguments = argv.map { strdup($0) } + [nil]
         execv(argv[0], cArguments)
         throw fail("cannot run \(argv[0]): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// The cluster's live servers, or nil when the coordinator does not answer
+/// within `seconds` (the client is then left to its thread and not used
+/// again).
+func liveServers(_ client: RAMCloudClient, within seconds: Double) -> Set<ServerID>? {
+    // The client moves to the thread; the caller does not touch it while
+    // the thread may still run.
+    final class Box: @unchecked Sendable {
+        let client: RAMCloudClient
+        var live: Set<ServerID>?
+        init(_ client: RAMCloudClient) { self.client = client }
+    }
+    let box = Box(client), done = DispatchSemaphore(value: 0)
+    Thread {
+        box.live = (try? box.client.serverCounters()).map { Set($0.map { ServerID($0.serverID) }) }
+        done.signal()
+    }.start()
+    guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+    return box.live
+}
+
+/// Marks FAILED, with the cause, each migration still running whose source
+/// or destination is gone from the cluster (a dead destination cannot say
+/// so itself). A conditional write: a migration that ended meanwhile keeps
+/// its end. Returns the records as they are now.
+@discardableResult
+func reconcile(_ records: [MigrationRecord], store: MigrationRecordStore, live: Set<ServerID>?) -> [MigrationRecord] {
+    guard let live, !live.isEmpty else { return records }
+    return records.map { record in
+        guard let cause = record.failureCause(liveServers: live) else { return record }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let updated = try? store.update(record.id) { current in
+            guard current.failureCause(liveServers: live) != nil else { return }
+            current = try current.moved(to: .failed, at: now, error: cause)
+        }
+        if updated != nil {
+            FileHandle.standardError.write(Data("rc-migrate: \(record.id) FAILED: \(cause)\n".utf8))
+        }
+        return updated ?? record
     }
 }
 
@@ -78,16 +129,25 @@ func parseKeyHash(_ text: String) throws -> UInt64 {
 func followMigration(_ store: MigrationRecordStore, id: MigrationID, json: Bool,
                      timeout: Double, client: RAMCloudClient? = nil) throws -> MigrationRecord {
     let deadline = Date().addingTimeInterval(timeout)
+    var client = client
     var lagSince: Date?
+    var nextLivenessCheck = Date()
     let terminal = isatty(STDERR_FILENO) == 1 && !json
     var last: MigrationRecord?
     while true {
-        let record: MigrationRecord
+        var record: MigrationRecord
         do {
             guard let found = try store.load(id) else { throw fail("no record of \(id) in \(store.root)") }
             record = found
         } catch let error as ZooKeeperError {
             throw fail("cannot read the record of \(id): \(error)")
+        }
+        // About every two seconds: are both servers still there?
+        if let asking = client, !record.phase.isTerminal, Date() >= nextLivenessCheck {
+            nextLivenessCheck = Date().addingTimeInterval(2)
+            let live = liveServers(asking, within: 5)
+            if live == nil { client = nil }
+            record = reconcile([record], store: store, live: live)[0]
         }
         if json {
             FileHandle.standardError.write(Data((recordJSON(record) + "\n").utf8))
@@ -450,9 +510,13 @@ struct StatusCommand: ParsableCommand {
         } catch let error as ZooKeeperError {
             throw fail("\(error)")
         }
+        let client = connection.connectQuietly()
+        if let client, records.contains(where: { !$0.phase.isTerminal }) {
+            records = reconcile(records, store: store, live: liveServers(client, within: 5))
+        }
         if watch {
             guard let id else { throw ValidationError("--watch needs a migration id") }
-            records = [try followMigration(store, id: MigrationID(id), json: json, timeout: .infinity)]
+            records = [try followMigration(store, id: MigrationID(id), json: json, timeout: .infinity, client: client)]
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for record in records {
@@ -480,11 +544,14 @@ struct List: ParsableCommand {
 
     func run() throws {
         let store = try connection.records()
-        let records: [MigrationRecord]
+        var records: [MigrationRecord]
         do {
             records = try store.list().sorted { $0.id.rawValue < $1.id.rawValue }
         } catch {
             throw fail("cannot read the migration records: \(error)")
+        }
+        if records.contains(where: { !$0.phase.isTerminal }), let client = connection.connectQuietly() {
+            records = reconcile(records, store: store, live: liveServers(client, within: 5))
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for record in records where !active || !record.phase.isTerminal {
@@ -500,7 +567,7 @@ struct List: ParsableCommand {
             + "\(r.source.rawValue) -> \(r.destination.rawValue)\t"
             + String(format: "%.0f%%\t%llu objects\t%llu bytes\t%@\t%.1f s", r.progress * 100, r.objectsMoved,
                      r.bytesMoved, started, Double(max(0, ranMillis)) / 1000)
-            + (r.throttleBytesPerSecond > 0 ? String(format: "\tthrottle %.1f MB/s", Double(r.throttleBytesPerSecond) / 1e6) : "")
+            + (r.throttleBytesPerSecond > 0 ? String(format: "\tthrottle %.3g MB/s", Double(r.throttleBytesPerSecond) / 1e6) : "")
             + (r.lastError.map { "\t\($0)" } ?? "")
     }
 }

@@ -56,6 +56,8 @@ struct Cluster: ParsableCommand {
         @Option(help: "Number of masters.") var masters = 2
         @Option(help: "Memory per master, in MB.") var memory = 256
         @Option(help: "Backup replicas per segment (0: masters only).") var replicas = 0
+        @Option(help: "Backup-only servers besides the masters (with --replicas: somewhere to re-replicate after a crash).")
+        var backups = 0
         @Option(help: "Transport: auto, dpdk, udp or tcp.") var transport = "auto"
         @Option(help: "Over dpdk: percent of frames the bridge drops (nftables).") var packetLoss = 0.0
         @Option(help: "Coordinator port; masters use the following ones.") var basePort = 12_246
@@ -83,6 +85,8 @@ struct Cluster: ParsableCommand {
             spec.masters = masters
             spec.masterMemoryMB = memory
             spec.replicas = replicas
+            guard backups >= 0 else { throw ValidationError("--backups must be 0 or more") }
+            spec.backupServers = backups
             spec.transport = chosen
             spec.basePort = basePort
             spec.zooKeeperPort = zookeeperPort

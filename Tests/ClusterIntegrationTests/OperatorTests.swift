@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import FulvaCheck
 import FulvaCluster
@@ -229,5 +230,156 @@ extension FulvaMigrationTests {
         let exported = try Self.rcMigrate(["metrics", "--once", "--storage", state.externalStorage])
         #expect(exported.out.contains("fulva_source_reads_total{server=\"\(source)\"} \(sourceReads)")
                 && exported.out.contains("fulva_migrations{phase=\"done\"} 3.0"), "\(exported.out) \(exported.err)")
+    }
+}
+
+extension FulvaMigrationTests {
+    /// The destination is killed with SIGKILL mid-migration (replicas 1):
+    /// `rc-migrate status` marks the record FAILED with the cause; a table
+    /// on the source never stops serving; RAMCloud's crash recovery
+    /// recovers the destination's log into the source's frozen copy
+    /// (ramcloud-patches/0029), so every write the clients saw acknowledged
+    /// at the destination (new keys, overwrites, removes) reads back from
+    /// the source, and so does every key not yet moved.
+    @Test func aDestinationKilledMidMigrationIsRecoveredIntoTheSource() throws {
+        var spec = Self.spec()
+        spec.replicas = 1
+        spec.backupServers = 1
+        let cluster = try TestCluster(spec, seconds: 300, what: "aDestinationKilledMidMigrationIsRecoveredIntoTheSource")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
+        try Self.waitForPlugins(state)
+        _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "fx"], timeout: 120)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try client.tableID("fx")
+        let source = try client.owner(table: table, keyHash: 0)
+        // The masters, by the ids their logs announce (the backup server
+        // is a server too, but holds no tablets).
+        var masters: [String: UInt64] = [:]
+        for name in ["master1", "master2"] {
+            let log = try String(contentsOfFile: try #require(state.process(name)).log, encoding: .utf8)
+            let line = try #require(log.split(separator: "\n").first { $0.contains("MasterService") && $0.contains("My server ID is ") })
+            let parts = try #require(line.split(separator: " ").last).split(separator: ".").compactMap { UInt64($0) }
+            masters[name] = parts[1] << 32 | parts[0]
+        }
+        let destination = try #require(masters.values.first { $0 != source })
+        let storage = ["--storage", state.externalStorage]
+        // A table that stays on the source throughout.
+        let steady = try client.createTable("steady")
+        if try client.owner(table: steady, keyHash: 0) != source {
+            let moved = try Self.rcMigrate(["start", "--table", "steady", "--to", String(source), "--wait"] + storage)
+            #expect(moved.status == 0, "\(moved.err)")
+        }
+        // A slow migration (about 8 s at the throttle) of the whole table.
+        let bytes = try client.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).bytes
+        let rate = Double(bytes) / 8 / 1e6
+        let started = try Self.rcMigrate(["start", "--table", "fx", "--to", String(destination), "--throttle", String(rate)] + storage)
+        #expect(started.status == 0, "\(started.err)")
+        let id = try #require(UInt64(started.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        for _ in 0..<200 {
+            if let r = try store.load(MigrationID(id)), r.phase == .moving, r.bytesMoved > 0 { break }
+            usleep(50_000)
+        }
+
+        // Acknowledged at the destination: new keys, overwrites, removes.
+        var acknowledged: [String: String?] = [:]
+        for i in 0..<200 {
+            _ = try client.write(table: table, key: Array("new\(i)".utf8), value: Array("v\(i)".utf8))
+            acknowledged["new\(i)"] = "v\(i)"
+        }
+        for i in 0..<50 {
+            _ = try client.write(table: table, key: Array("key\(i)".utf8), value: Array("over\(i)".utf8))
+            acknowledged["key\(i)"] = "over\(i)"
+        }
+        for i in 50..<60 {
+            try client.remove(table: table, key: Array("key\(i)".utf8))
+            acknowledged["key\(i)"] = String?.none
+        }
+        let before = try #require(try store.load(MigrationID(id)))
+        #expect(before.phase == .moving && before.progress < 1, "still moving when the destination dies: \(before)")
+
+        // The steady table is read and written all along. Reads answer
+        // within 1 s throughout; a write waits while the source's open
+        // segment still has its replica on the dead server's backup (until
+        // the coordinator declares the crash and the source re-replicates:
+        // RAMCloud's own durability rule), but never fails.
+        let probing = ManagedAtomic<Bool>(true)
+        let probeErrors = HistoryErrors()
+        let probeCount = ManagedAtomic<Int>(0)
+        let longestWriteMillis = ManagedAtomic<Int>(0)
+        let prober = Thread {
+            guard let probe = try? RAMCloudClient(library: library, coordinator: state.externalStorage) else {
+                probeErrors.add("no connection")
+                return
+            }
+            var i = 0
+            while probing.load(ordering: .relaxed) {
+                do {
+                    var began = Date()
+                    _ = try probe.write(table: steady, key: Array("s\(i % 100)".utf8), value: Array("x\(i)".utf8))
+                    let wrote = Int(Date().timeIntervalSince(began) * 1000)
+                    if wrote > longestWriteMillis.load(ordering: .relaxed) { longestWriteMillis.store(wrote, ordering: .relaxed) }
+                    began = Date()
+                    let read = try probe.read(table: steady, key: Array("s\(i % 100)".utf8))
+                    if read.map({ String(decoding: $0.value, as: UTF8.self) }) != "x\(i)" { probeErrors.add("s\(i % 100) read back wrong") }
+                    let took = Date().timeIntervalSince(began)
+                    if took > 1 { probeErrors.add(String(format: "a steady-table read took %.2f s", took)) }
+                } catch {
+                    probeErrors.add("\(error)")
+                }
+                probeCount.wrappingIncrement(ordering: .relaxed)
+                i += 1
+                usleep(2_000)
+            }
+        }
+        prober.start()
+        defer { probing.store(false, ordering: .relaxed) }
+
+        let victimName = try #require(masters.first { $0.value == destination }?.key)
+        let victim = try #require(state.process(victimName))
+        kill(victim.pid, SIGKILL)
+        let killedAt = Date()
+
+        // status marks the record FAILED, naming the dead destination.
+        var status = (status: Int32(0), out: "", err: "")
+        for _ in 0..<60 {
+            status = try Self.rcMigrate(["status", String(id), "--json"] + storage, timeout: 30)
+            if status.out.contains("\"phase\":\"failed\"") { break }
+            usleep(500_000)
+        }
+        #expect(status.out.contains("\"phase\":\"failed\"") && status.out.contains("destination server \(destination) crashed"),
+                "status after the kill: \(status.out) \(status.err)")
+
+        // RAMCloud recovers the tablet into the source.
+        var owner: UInt64 = destination
+        for _ in 0..<240 where owner != source {
+            usleep(250_000)
+            owner = (try? client.owner(table: table, keyHash: 0)) ?? destination
+        }
+        print(String(format: "destination killed; the source owns the table again after %.1f s", Date().timeIntervalSince(killedAt)))
+        #expect(owner == source, "the source owns the table after recovery")
+        usleep(500_000)
+        probing.store(false, ordering: .relaxed)
+        usleep(100_000)
+        let longestWrite = longestWriteMillis.load(ordering: .relaxed)
+        print("steady table: \(probeCount.load(ordering: .relaxed)) writes and reads, longest write \(longestWrite) ms "
+            + "(the coordinator declares a crash after \(spec.deadServerTimeoutMillis) ms of silence)")
+        #expect(probeErrors.all.isEmpty, "the steady table kept serving: \(probeErrors.all.prefix(3))")
+        #expect(probeCount.load(ordering: .relaxed) > 50)
+        #expect(longestWrite < 30_000, "a write waited for the re-replication at most that long")
+
+        var wrong: [String] = []
+        for (key, value) in acknowledged {
+            let got = try client.read(table: table, key: Array(key.utf8)).map { String(decoding: $0.value, as: UTF8.self) }
+            if got != value { wrong.append("\(key): \(got ?? "absent") instead of \(value ?? "absent")") }
+        }
+        #expect(wrong.isEmpty, "acknowledged writes read back after recovery: \(wrong.prefix(5))")
+        var missing = 0
+        for i in stride(from: 60, to: 20_000, by: 7) where try client.read(table: table, key: Array("key\(i)".utf8)) == nil {
+            missing += 1
+        }
+        #expect(missing == 0, "keys not yet moved are still there: \(missing) missing")
     }
 }

@@ -69,6 +69,19 @@ func hash(inBucket b: UInt64) -> KeyHash { b }
         #expect(throws: FulvaError.self) { try MigrationRequest.settle(third, among: running + [first, third], limit: 3) }
     }
 
+    @Test func aDeadServerIsTheFailureCause() throws {
+        var record = try MigrationRecord(id: MigrationID(3), tablet: tablet, source: S, destination: D, strategy: .fulva)
+            .moved(to: .moving, at: 1)
+        record.progress = 0.4
+        #expect(record.failureCause(liveServers: [S, D]) == nil)
+        let deadDestination = try #require(record.failureCause(liveServers: [S, ServerID(9)]))
+        #expect(deadDestination.hasPrefix("destination \(D) crashed (moving, 40% moved)") && deadDestination.contains("frozen copy"))
+        let deadSource = try #require(record.failureCause(liveServers: [D]))
+        #expect(deadSource.hasPrefix("source \(S) crashed (moving, 40% moved)") && deadSource.contains("60% of its buckets"))
+        let done = try record.moved(to: .done, at: 2)
+        #expect(done.failureCause(liveServers: []) == nil, "an ended migration has no cause to fail")
+    }
+
     @Test func theThrottleKeepsTheRateAndTakesANewOne() {
         var throttle = Throttle(bytesPerSecond: 1_000_000, nowMicros: 0)
         // 100 KB at 1 MB/s is due at 100 ms; moved at 10 ms: pause 90 ms.
