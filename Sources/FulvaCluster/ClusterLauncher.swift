@@ -168,8 +168,15 @@ public final class ClusterLauncher {
         let udp = spec.transport == .udp
         let ports = [(spec.zooKeeperPort, false)]
             + (spec.transport == .dpdk ? [] : (0...spec.masters + (spec.backupServers ?? 0)).map { (spec.basePort + $0, udp) })
-        for (port, isUDP) in ports where Processes.portInUse(port, udp: isUDP) {
-            throw ClusterError("port \(port) on 127.0.0.1 is already in use (choose others with --base-port / --zookeeper-port)")
+        // A port that a cluster stopped a moment ago may take the kernel a
+        // little while to release (seen once in a run of many clusters on
+        // the same ports): wait a few seconds before calling it taken.
+        for (port, isUDP) in ports {
+            if Processes.portInUse(port, udp: isUDP) { progress("port \(port) is in use; waiting up to 10 s for it to be released") }
+            for _ in 0..<100 where Processes.portInUse(port, udp: isUDP) { usleep(100_000) }
+            if Processes.portInUse(port, udp: isUDP) {
+                throw ClusterError("port \(port) on 127.0.0.1 is already in use (choose others with --base-port / --zookeeper-port)")
+            }
         }
         // A new cluster: ZooKeeper starts empty (the coordinator resets its
         // own state anyway; migration records of an older cluster would
