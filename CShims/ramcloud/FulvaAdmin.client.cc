@@ -11,6 +11,10 @@
  * cluster that runs over DPDK.
  */
 
+#include <set>
+
+#include "AbstractServerList.h"
+#include "CoordinatorClient.h"
 #include "ObjectFinder.h"
 #include "PerfStats.h"
 #include "ServerId.h"
@@ -58,6 +62,47 @@ fulva_admin_split_tablet(struct rc_client* client, const char* table,
     });
 }
 
+namespace {
+
+/// The masters the coordinator's server list says are up.
+std::set<uint64_t>
+liveMasters(RAMCloud::RamCloud& ramcloud)
+{
+    RAMCloud::ProtoBuf::ServerList masterList;
+    RAMCloud::CoordinatorClient::getMasterList(ramcloud.clientContext,
+                                               &masterList);
+    std::set<uint64_t> masters;
+    for (int i = 0; i < masterList.server_size(); i++) {
+        if (masterList.server(i).status() ==
+                static_cast<uint32_t>(RAMCloud::ServerStatus::UP))
+            masters.insert(masterList.server(i).server_id());
+    }
+    return masters;
+}
+
+} // namespace
+
+extern "C" int
+fulva_admin_live_masters(struct rc_client* client, uint64_t* serverIds,
+                         size_t capacity, size_t* count, char* error,
+                         size_t errorLength)
+{
+    if (serverIds == NULL || count == NULL) {
+        report(error, errorLength, "no output buffer");
+        return FULVA_ERROR_INVALID_ARGUMENT;
+    }
+    *count = 0;
+    return guarded(client, error, errorLength,
+                   [&](RAMCloud::RamCloud& ramcloud) {
+        for (uint64_t id : liveMasters(ramcloud)) {
+            if (*count == capacity)
+                break;
+            serverIds[(*count)++] = id;
+        }
+        return FULVA_OK;
+    });
+}
+
 extern "C" int
 fulva_admin_server_counters(struct rc_client* client,
                             struct fulva_server_counters* counters,
@@ -77,6 +122,9 @@ fulva_admin_server_counters(struct rc_client* client,
         RAMCloud::Buffer replies;
         ramcloud.serverControlAll(RAMCloud::WireFormat::GET_PERF_STATS, NULL,
                                   0, &replies);
+        // Masters only: a backup-only server answers too, but it holds no
+        // tablet, and no migration can move one to it.
+        std::set<uint64_t> masters = liveMasters(ramcloud);
         uint32_t offset = static_cast<uint32_t>(
                 sizeof(RAMCloud::WireFormat::ServerControlAll::Response));
         while (offset < replies.size() && *count < capacity) {
@@ -96,6 +144,8 @@ fulva_admin_server_counters(struct rc_client* client,
             RAMCloud::PerfStats s;
             replies.copy(offset, static_cast<uint32_t>(sizeof(s)), &s);
             offset += header->outputLength;
+            if (masters.count(header->serverId) == 0)
+                continue;
             struct fulva_server_counters* c = &counters[(*count)++];
             c->serverId = header->serverId;
             c->readCount = s.readCount;

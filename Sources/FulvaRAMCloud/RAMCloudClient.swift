@@ -61,7 +61,7 @@ public struct LostReply {
     let handle: UnsafeMutableRawPointer
 }
 
-/// What `RAMCloudClient.serverCounters()` reports for one server.
+/// What `RAMCloudClient.serverCounters()` reports for one master.
 public struct ServerCounters: Sendable, Equatable, Codable {
     /// RAMCloud's ServerId: generation << 32 | index.
     public var serverID: UInt64
@@ -245,7 +245,20 @@ public final class RAMCloudClient {
         return value
     }
 
-    /// RAMCloud's performance counters of every server the coordinator knows.
+    /// The masters the coordinator's server list says are up (a crashed
+    /// one drops out once declared dead); asks no master anything.
+    public func liveMasters() throws(RAMCloudError) -> [ServerID] {
+        try library.requireFulva()
+        var ids = [UInt64](repeating: 0, count: 256)
+        var count = 0
+        try adminCall { error, length in
+            ids.withUnsafeMutableBufferPointer { library.api.liveMasters!(client, $0.baseAddress, $0.count, &count, error, length) }
+        }
+        return ids.prefix(count).map { ServerID($0) }
+    }
+
+    /// RAMCloud's performance counters of every master the coordinator
+    /// knows as up (backup-only servers are left out).
     public func serverCounters() throws(RAMCloudError) -> [ServerCounters] {
         try library.requireFulva()
         var counters = [fulva_server_counters](repeating: fulva_server_counters(), count: 64)

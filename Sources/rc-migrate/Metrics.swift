@@ -150,7 +150,7 @@ final class Collector: @unchecked Sendable {
     func collect() -> Bool {
         do {
             let servers = try client.serverCounters()
-            let records = reconcile(try store.list(), store: store, live: Set(servers.map { ServerID($0.serverID) }))
+            let records = reconcile(try store.list(), store: store, live: Set(try client.liveMasters()))
             let counters = servers.map {
                 ServerFulvaCounters(server: $0.serverID, priorityPulls: $0.priorityPulls, sourceReads: $0.sourceReads)
             }

@@ -90,7 +90,7 @@ func liveServers(_ client: RAMCloudClient, within seconds: Double) -> Set<Server
     }
     let box = Box(client), done = DispatchSemaphore(value: 0)
     Thread {
-        box.live = (try? box.client.serverCounters()).map { Set($0.map { ServerID($0.serverID) }) }
+        box.live = (try? box.client.liveMasters()).map(Set.init)
         done.signal()
     }.start()
     guard done.wait(timeout: .now() + seconds) == .success else { return nil }
@@ -274,7 +274,7 @@ struct MigrationTarget: ParsableArguments {
                 throw fail("cannot find the owner of key hash 0x\(String(firstHash, radix: 16)) of \(table): \(error)")
             }
             guard source != to else { throw fail("server \(to) already owns that range: source and destination are the same") }
-            if let live = try? client.serverCounters().map(\.serverID), !live.contains(to) {
+            if let live = try? client.liveMasters().map(\.rawValue), !live.contains(to) {
                 throw fail("server \(to) is not a live master of the cluster (live: \(live.map(String.init).joined(separator: ", ")))")
             }
             if let lastOwner = try? client.owner(table: tableID, keyHash: lastHash), lastOwner != source {

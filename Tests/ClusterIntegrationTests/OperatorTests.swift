@@ -254,17 +254,23 @@ extension FulvaMigrationTests {
         let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let table = try client.tableID("fx")
         let source = try client.owner(table: table, keyHash: 0)
-        // The masters, by the ids their logs announce (the backup server
-        // is a server too, but holds no tablets).
+        // The servers, by the ids their logs announce (RAMCloud writes a
+        // ServerId as index.generation); the backup server holds no tablets.
         var masters: [String: UInt64] = [:]
-        for name in ["master1", "master2"] {
+        var backup: UInt64 = 0
+        for name in ["master1", "master2", "backup1"] {
             let log = try String(contentsOfFile: try #require(state.process(name)).log, encoding: .utf8)
-            let line = try #require(log.split(separator: "\n").first { $0.contains("MasterService") && $0.contains("My server ID is ") })
+            let line = try #require(log.split(separator: "\n").first { $0.contains("My server ID is ") })
             let parts = try #require(line.split(separator: " ").last).split(separator: ".").compactMap { UInt64($0) }
-            masters[name] = parts[1] << 32 | parts[0]
+            if name == "backup1" { backup = parts[1] << 32 | parts[0] } else { masters[name] = parts[1] << 32 | parts[0] }
         }
         let destination = try #require(masters.values.first { $0 != source })
         let storage = ["--storage", state.externalStorage]
+        // The backup server is up but no master: no migration goes to it.
+        let servers = try client.serverCounters().map(\.serverID)
+        #expect(Set(servers) == Set(masters.values), "the counters are the masters': \(servers)")
+        let toBackup = try Self.rcMigrate(["start", "--table", "fx", "--to", String(backup)] + storage)
+        #expect(toBackup.status == 1 && toBackup.err.contains("not a live master"), "\(toBackup.err)")
         // A table that stays on the source throughout.
         let steady = try client.createTable("steady")
         if try client.owner(table: steady, keyHash: 0) != source {

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 7u
+#define FULVA_ABI_VERSION 8u
 
 enum {
     FULVA_OK = 0,
@@ -84,12 +84,21 @@ struct fulva_server_counters {
                                       its frozen copy (half a dual read) */
 };
 
-/* The counters of every server the coordinator knows; at most `capacity`
- * entries are written, and *count says how many. */
+/* The counters of every master the coordinator knows as up (backup-only
+ * servers are left out); at most `capacity` entries are written, and
+ * *count says how many. */
 int fulva_admin_server_counters(struct rc_client *client,
                                 struct fulva_server_counters *counters,
                                 size_t capacity, size_t *count, char *error,
                                 size_t errorLength);
+
+/* The ids of the masters the coordinator's server list says are up: a
+ * master that crashed drops out once the coordinator has declared it
+ * dead. Unlike the counters, it asks no master anything, so a busy master
+ * is not mistaken for a dead one. */
+int fulva_admin_live_masters(struct rc_client *client, uint64_t *serverIds,
+                             size_t capacity, size_t *count, char *error,
+                             size_t errorLength);
 
 /* ======================================================================
  * The server plugin: Fulva's migration manager inside a RAMCloud master.

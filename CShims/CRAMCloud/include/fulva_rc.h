@@ -65,6 +65,7 @@ struct fulva_rc_api {
     __typeof__(fulva_admin_migrate_tablet) *migrateTablet;
     __typeof__(fulva_admin_split_tablet) *splitTablet;
     __typeof__(fulva_admin_server_counters) *serverCounters;
+    __typeof__(fulva_admin_live_masters) *liveMasters;
     __typeof__(fulva_admin_tablet_owner) *tabletOwner;
     __typeof__(fulva_admin_start_migration) *startMigration;
     __typeof__(fulva_admin_migration_status) *migrationStatus;
