@@ -53,6 +53,14 @@ struct MetricsCommand: ParsableCommand {
     }
 
     func run() throws {
+        // A long-running process stops on SIGINT and SIGTERM even when it
+        // inherited them blocked (a parent's thread may block them, and
+        // posix_spawn keeps the mask); threads started from here on,
+        // RAMCloud's and ZooKeeper's included, inherit the unblocked mask.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         let store = try connection.records()
         let client = try connection.connect()
         let registry = PrometheusCollectorRegistry()

@@ -117,8 +117,11 @@ extension FulvaMigrationTests {
         let moved = once.out.split(separator: "\n").first { $0.hasPrefix("fulva_migration_bytes_moved{\(m)}") }
         #expect(moved.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } == Double(bytes),
                 "the bytes moved are the bytes plan counted: \(moved ?? "none")")
-        let exporter = try ClientProgram.launch(launcher, name: "client1", program: try #require(ClientProgram.rcMigrate),
-                                                ["metrics", "--listen", "127.0.0.1:16499", "--interval", "0.2"] + storage,
+        // Under timeout(1): the exporter serves until stopped, and must not
+        // outlive a test process that dies before its defer runs.
+        let exporter = try ClientProgram.launch(launcher, name: "client1", program: "/usr/bin/timeout",
+                                                ["60", try #require(ClientProgram.rcMigrate), "metrics",
+                                                 "--listen", "127.0.0.1:16499", "--interval", "0.2"] + storage,
                                                 label: "metrics")
         defer { if exporter.process.isRunning { kill(exporter.process.processIdentifier, SIGKILL) } }
         var scraped = ""
