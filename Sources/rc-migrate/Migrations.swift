@@ -65,6 +65,16 @@ struct Connection: ParsableArguments {
         return try? RAMCloudClient(library: library, coordinator: where_)
     }
 
+    /// The records with every running migration whose server is gone marked
+    /// FAILED (`reconcile`), and a client that is safe to use again: nil
+    /// when the cluster cannot be reached or did not answer in time.
+    func reconciled(_ records: [MigrationRecord], store: MigrationRecordStore) -> ([MigrationRecord], RAMCloudClient?) {
+        guard let client = connectQuietly() else { return (records, nil) }
+        guard records.contains(where: { !$0.phase.isTerminal }) else { return (records, client) }
+        guard let live = liveServers(client, within: 5) else { return (records, nil) }
+        return (reconcile(records, store: store, live: live), client)
+    }
+
     /// Runs this same command again as a client of the dpdk cluster.
     func reexecInNamespace(_ launcher: ClusterLauncher) throws -> Never {
         let (prefix, environment) = try launcher.clientPlacement("rc-migrate")
@@ -326,11 +336,12 @@ struct Start: ParsableCommand {
         let client = try connection.connect()
         let (tableID, tablet, source) = try target.check(client, store, locator: try connection.locator())
         let (table, firstHash, lastHash, to) = (target.table, target.firstHash, target.lastHash, target.to)
-        do {
+        func splitRangeEnds() throws {
             if firstHash > 0 { try client.splitTablet(table: table, splitKeyHash: firstHash) }
             if lastHash < .max { try client.splitTablet(table: table, splitKeyHash: lastHash + 1) }
-        } catch { throw fail("cannot split \(table) at the range's ends: \(error)") }
+        }
         if chosen == .source {
+            do { try splitRangeEnds() } catch { throw fail("cannot split \(table) at the range's ends: \(error)") }
             let started = Date()
             do {
                 try client.migrateTablet(tableID: tableID, firstKeyHash: firstHash, lastKeyHash: lastHash, newOwner: to)
@@ -338,8 +349,9 @@ struct Start: ParsableCommand {
             print(json ? "{\"strategy\":\"source\",\"seconds\":\(Date().timeIntervalSince(started))}" : "done")
             return
         }
-        // The record first (its id comes from ZooKeeper's counter), then the
-        // destination; a refusal is written into the record.
+        // The record first (its id comes from ZooKeeper's counter; a start
+        // that lost a race goes before the tablet map changes), then the
+        // split, then the destination; a refusal is written into the record.
         guard let store else { throw fail("no migration records") }
         var request = MigrationRequest(id: MigrationID(0), tablet: tablet, source: ServerID(source),
                                        destination: ServerID(to), strategy: chosen, partitions: partitions)
@@ -359,6 +371,11 @@ struct Start: ParsableCommand {
             throw error
         } catch {
             throw fail("cannot write the migration record: \(error)")
+        }
+        do { try splitRangeEnds() } catch {
+            // No migration ran under the record: it goes too.
+            if let written = try? store.load(request.id) { try? store.remove(written) }
+            throw fail("cannot split \(table) at the range's ends: \(error)")
         }
         let id = request.id
         do { try client.startMigration(request) } catch {
@@ -510,10 +527,8 @@ struct StatusCommand: ParsableCommand {
         } catch let error as ZooKeeperError {
             throw fail("\(error)")
         }
-        let client = connection.connectQuietly()
-        if let client, records.contains(where: { !$0.phase.isTerminal }) {
-            records = reconcile(records, store: store, live: liveServers(client, within: 5))
-        }
+        let client: RAMCloudClient?
+        (records, client) = connection.reconciled(records, store: store)
         if watch {
             guard let id else { throw ValidationError("--watch needs a migration id") }
             records = [try followMigration(store, id: MigrationID(id), json: json, timeout: .infinity, client: client)]
@@ -550,9 +565,7 @@ struct List: ParsableCommand {
         } catch {
             throw fail("cannot read the migration records: \(error)")
         }
-        if records.contains(where: { !$0.phase.isTerminal }), let client = connection.connectQuietly() {
-            records = reconcile(records, store: store, live: liveServers(client, within: 5))
-        }
+        records = connection.reconciled(records, store: store).0
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for record in records where !active || !record.phase.isTerminal {
             print(json ? recordJSON(record) : Self.line(record, now: now))

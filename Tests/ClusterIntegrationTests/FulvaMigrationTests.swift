@@ -231,16 +231,27 @@ struct FulvaMigrationTests {
         return (outcome.status, outcome.output, err)
     }
 
+    /// A cluster of `spec()` with 20,000 objects that fulva-workload filled
+    /// into `table`, a client of it, and the table's id.
+    static func filledCluster(_ table: String, what: String) throws -> (cluster: TestCluster, client: RAMCloudClient, table: UInt64) {
+        let cluster = try TestCluster(spec(), seconds: 300, what: what)
+        do {
+            _ = try ClientProgram.run(cluster.launcher, name: "client1", ["fill", "--keys", "20000", "--table", table], timeout: 120)
+            let client = try RAMCloudClient(library: try RAMCloudLibrary(path: Build.home.library),
+                                            coordinator: cluster.state.externalStorage)
+            return (cluster, client, try client.tableID(table))
+        } catch {
+            cluster.stop()
+            throw error
+        }
+    }
+
     /// rc-migrate drives and watches a migration of half a table, and
     /// refuses bad requests with a clear error and nothing changed.
     @Test func rcMigrateStartsWatchesAndRefuses() throws {
-        let cluster = try TestCluster(Self.spec(), seconds: 300, what: "rcMigrateStartsWatchesAndRefuses")
+        let (cluster, client, table) = try Self.filledCluster("cli", what: "rcMigrateStartsWatchesAndRefuses")
         defer { cluster.stop() }
-        let (launcher, state) = (cluster.launcher, cluster.state)
-        _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "cli"], timeout: 120)
-        let library = try RAMCloudLibrary(path: Build.home.library)
-        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
-        let table = try client.tableID("cli")
+        let state = cluster.state
         let source = try client.owner(table: table, keyHash: 0)
         let other = try #require(try Self.masters(client).first { $0 != source })
         let storage = ["--storage", state.externalStorage]

@@ -21,13 +21,9 @@ extension FulvaMigrationTests {
     /// coordinator that does not answer is an error within
     /// --cluster-timeout.
     @Test func rcMigratePlansThrottlesAndSurvivesItsOwnDeath() throws {
-        let cluster = try TestCluster(Self.spec(), seconds: 300, what: "rcMigratePlansThrottlesAndSurvivesItsOwnDeath")
+        let (cluster, client, table) = try Self.filledCluster("ops", what: "rcMigratePlansThrottlesAndSurvivesItsOwnDeath")
         defer { cluster.stop() }
         let (launcher, state) = (cluster.launcher, cluster.state)
-        _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "ops"], timeout: 120)
-        let library = try RAMCloudLibrary(path: Build.home.library)
-        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
-        let table = try client.tableID("ops")
         let other = try client.createTable("other")
         _ = try client.write(table: other, key: Array("k".utf8), value: Array("v".utf8))
         let source = try client.owner(table: table, keyHash: 0)
@@ -118,12 +114,15 @@ extension FulvaMigrationTests {
         #expect(moved.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } == Double(bytes),
                 "the bytes moved are the bytes plan counted: \(moved ?? "none")")
         // Under timeout(1): the exporter serves until stopped, and must not
-        // outlive a test process that dies before its defer runs.
+        // outlive a test process that dies before its defer runs. timeout
+        // leads a process group of its own with the exporter in it; the
+        // group is stopped with SIGKILL, which no inherited mask blocks.
         let exporter = try ClientProgram.launch(launcher, name: "client1", program: "/usr/bin/timeout",
                                                 ["60", try #require(ClientProgram.rcMigrate), "metrics",
                                                  "--listen", "127.0.0.1:16499", "--interval", "0.2"] + storage,
                                                 label: "metrics")
-        defer { if exporter.process.isRunning { kill(exporter.process.processIdentifier, SIGKILL) } }
+        let group = -exporter.process.processIdentifier
+        defer { if exporter.process.isRunning { kill(group, SIGKILL) } }
         var scraped = ""
         for _ in 0..<50 where !scraped.contains("fulva_exporter_collections_total") {
             usleep(200_000)
@@ -132,7 +131,7 @@ extension FulvaMigrationTests {
         }
         #expect(scraped.contains("fulva_migrations{phase=\"done\"} 1.0") && scraped.contains("fulva_exporter_collections_total"),
                 "scraped: \(scraped)")
-        kill(exporter.process.processIdentifier, SIGTERM)
+        kill(group, SIGKILL)
         exporter.process.waitUntilExit()
 
         // A later plan takes its rate from the finished migration.
