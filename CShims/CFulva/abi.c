@@ -16,11 +16,11 @@ _Static_assert(offsetof(struct fulva_server_counters, sourceReads) == 64,
 _Static_assert(sizeof(struct fulva_tablet_inventory) == 16, "bump FULVA_ABI_VERSION");
 
 _Static_assert(sizeof(struct fulva_tablet) == 24, "bump FULVA_ABI_VERSION");
-_Static_assert(sizeof(struct fulva_migration_request) == 56, "bump FULVA_ABI_VERSION");
+_Static_assert(sizeof(struct fulva_migration_request) == 64, "bump FULVA_ABI_VERSION");
 _Static_assert(sizeof(struct fulva_prepare_reply) == 24, "bump FULVA_ABI_VERSION");
 _Static_assert(sizeof(struct fulva_pull_request) == 24, "bump FULVA_ABI_VERSION");
 _Static_assert(sizeof(struct fulva_pull_reply) == 24, "bump FULVA_ABI_VERSION");
-_Static_assert(sizeof(struct fulva_migration_status) == 56 + 8 + 7 * 8 + 8 + 160,
+_Static_assert(sizeof(struct fulva_migration_status) == 64 + 8 + 7 * 8 + 8 + 160,
                "bump FULVA_ABI_VERSION");
 
 _Static_assert(sizeof(struct fulva_reject_rules) == 16, "bump FULVA_ABI_VERSION");

@@ -129,8 +129,19 @@ class FulvaHost {
         /// a replay of an older copy from the source must not bring them
         /// back (kept here rather than as hash-table tombstones).
         std::unordered_map<std::string, uint64_t> removed;
-        /// Keys a priority pull found absent at the source.
-        std::unordered_set<std::string> fetchedAbsent;
+        /// Keys whose state a priority pull settled (found at the source
+        /// and replayed, or absent there).
+        std::unordered_set<std::string> fetched;
+        /// A reverse run (cancel): the forward run's version bound. This
+        /// master still holds its old copy of the tablet, and its entries
+        /// below the bound are that copy: they count as not yet moved
+        /// until a watermark or a priority pull settles their key. 0 for
+        /// a forward run (every entry here is the latest).
+        uint64_t trustFrom;
+        /// A reverse run between its start here and ownership: the tablet
+        /// is already in the target state, the forward destination is
+        /// still freezing it, and every request on it is told to retry.
+        std::atomic<bool> preparing;
         /// Priority pulls made for requests that reached keys not yet here.
         std::atomic<uint64_t> priorityPulls;
         /// Bumped whenever a watermark rises: a client that names the
@@ -142,8 +153,26 @@ class FulvaHost {
     /// A migration out of this master, from Prepare until the drop: what
     /// the source's reply tags name.
     struct Source {
+        Source()
+            : request(), bucketCount(0), versionBound(0), undoes(),
+              tombstoneKeys() {}
+        Source(const fulva_migration_request& request, uint64_t bucketCount,
+               uint64_t versionBound, std::shared_ptr<Target> undoes)
+            : request(request), bucketCount(bucketCount),
+              versionBound(versionBound), undoes(undoes), tombstoneKeys() {}
         fulva_migration_request request;
         uint64_t bucketCount;
+        uint64_t versionBound;
+        /// A reverse run's source (the cancelled migration's destination):
+        /// that migration's target state, frozen, which says what this
+        /// master's copy knows (its watermarks, priority pulls, removals)
+        /// and which entries were written here (versions at or above its
+        /// floor); NULL for a forward run.
+        std::shared_ptr<Target> undoes;
+        /// Its removals, sorted by this master's hash-table bucket: the
+        /// reverse pulls carry them as tombstones.
+        std::shared_ptr<std::vector<std::pair<uint64_t, std::string>>>
+                tombstoneKeys;
     };
 
     /// A migration into this master from the moment it sends Prepare:
@@ -159,10 +188,21 @@ class FulvaHost {
     std::shared_ptr<Target> findTarget(uint64_t tableId, uint64_t keyHash);
     std::shared_ptr<Target> findTarget(uint64_t migrationId);
     bool findSource(uint64_t tableId, uint64_t keyHash, Source* source);
+    bool findSource(uint64_t migrationId, Source* source);
+    void eraseSource(uint64_t migrationId);
     string tagFor(const Source& source, uint64_t hintMigration);
     string tagFor(Target* target, uint64_t hintMigration,
                   uint32_t hintEpoch);
     bool replayObject(Target* target, Object& object);
+    bool replayTombstone(Target* target, Key& key, uint64_t version);
+    void replayPulled(Target* target, uint64_t tableId, Buffer* response,
+                      uint32_t offset,
+                      const WireFormat::FulvaObject* header);
+    int beginReverse(const fulva_migration_request& request, char* error,
+                     size_t errorLength);
+    void appendTombstones(const Source& source, uint64_t firstBucket,
+                          uint64_t endBucket, Buffer* reply,
+                          uint32_t* count);
     void forgetTarget(uint64_t migrationId);
     void installCompletionRecord(const std::string& entry);
     void raiseSafeVersion(uint64_t minimum);
@@ -210,6 +250,10 @@ class FulvaHost {
     SpinLock lock;
     std::vector<std::shared_ptr<Target>> targets;
     std::vector<Source> sources;
+    /// Forward runs cancelled here (this master was their destination),
+    /// by migration id, until their reverse run ends: their driver is told
+    /// so rather than that the migration is unknown.
+    std::unordered_map<uint64_t, std::shared_ptr<Target>> cancelled;
     std::unordered_map<uint64_t, Incoming> incoming;
     std::atomic<int> targetCount;
     std::atomic<int> sourceCount;

@@ -220,9 +220,24 @@ appendObject(Object& object, Buffer* reply)
     header.version = object.getVersion();
     header.timestamp = object.getTimestamp();
     header.keysAndValueLength = object.getKeysAndValueLength();
+    header.tombstone = 0;
     reply->appendCopy(&header, sizeof32(header));
     // Copied: the log entry may be cleaned once the bucket lock is gone.
     reply->appendCopy(object.getKeysAndValue(), header.keysAndValueLength);
+}
+
+/// Appends a removal (a reverse run's pulls carry them): the key's bytes,
+/// removed at `version`.
+void
+appendTombstone(const string& key, uint64_t version, Buffer* reply)
+{
+    WireFormat::FulvaObject header;
+    header.version = version;
+    header.timestamp = 0;
+    header.keysAndValueLength = downCast<uint32_t>(key.size());
+    header.tombstone = 1;
+    reply->appendCopy(&header, sizeof32(header));
+    reply->appendCopy(key.data(), header.keysAndValueLength);
 }
 
 } // namespace
@@ -236,7 +251,9 @@ FulvaHost::Target::Target(const fulva_migration_request& request,
     , watermarks(new std::atomic<uint64_t>[partitions])
     , mutex()
     , removed()
-    , fetchedAbsent()
+    , fetched()
+    , trustFrom(0)
+    , preparing(false)
     , priorityPulls(0)
     , epoch(1)
 {
@@ -258,7 +275,7 @@ bool
 FulvaHost::Target::knows(const string& key)
 {
     std::lock_guard<std::mutex> guard(mutex);
-    return removed.count(key) != 0 || fetchedAbsent.count(key) != 0;
+    return removed.count(key) != 0 || fetched.count(key) != 0;
 }
 
 FulvaHost::FulvaHost(Context* context, MasterService* master)
@@ -275,6 +292,7 @@ FulvaHost::FulvaHost(Context* context, MasterService* master)
     , lock("FulvaHost::lock")
     , targets()
     , sources()
+    , cancelled()
     , incoming()
     , targetCount(0)
     , sourceCount(0)
@@ -529,12 +547,27 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
     uint32_t records = 0;
     Buffer recordBytes;
 
+    // A reverse run (a cancel) freezes the tablet this master is the
+    // destination of: the cancelled migration's target state says what
+    // this copy holds.
+    std::shared_ptr<Target> undone;
+    TabletManager::TabletState frozenFrom = TabletManager::NORMAL;
+    if (request.reverses != 0) {
+        undone = findTarget(request.reverses);
+        frozenFrom = TabletManager::FULVA_TARGET;
+    }
     if (plugin == NULL) {
         status = FULVA_ERROR_UNAVAILABLE;
         error = format("no Fulva plugin on the source %s",
                        self.toString().c_str());
+    } else if (request.reverses != 0 && (!undone ||
+            memcmp(&undone->request.tablet, &t, sizeof(t)) != 0)) {
+        status = FULVA_ERROR_REFUSED;
+        error = format("%s is not the destination of migration %lu for "
+                "this tablet, so it cannot start its reverse run",
+                self.toString().c_str(), request.reverses);
     } else if (!tablets.changeState(t.tableId, t.firstKeyHash, t.lastKeyHash,
-            TabletManager::NORMAL, TabletManager::FULVA_SOURCE)) {
+            frozenFrom, TabletManager::FULVA_SOURCE)) {
         status = FULVA_ERROR_REFUSED;
         error = format("the source %s does not own exactly tablet "
                 "[0x%lx, 0x%lx] of table %lu in the normal state (split the "
@@ -546,6 +579,16 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
         // that may still be writing (they started before the state change),
         // then for prepared transactions on the tablet to be decided.
         uint64_t frozenAt = Cycles::rdtsc();
+        if (undone) {
+            // Reads here are answered by the reverse source's rules from
+            // now on: this copy lacks what was not yet moved, and must not
+            // answer a miss as the last word.
+            SpinLock::Guard guard(lock);
+            sources.push_back(Source(request,
+                    master->objectManager.objectMap.getNumBuckets(), 0,
+                    undone));
+            sourceCount = static_cast<int>(sources.size());
+        }
         rpc->worker->rpc->activities = Transport::ServerRpc::READ_ACTIVITY;
         LogProtector::wait(context, Transport::ServerRpc::APPEND_ACTIVITY);
         uint64_t waitStart = Cycles::rdtsc();
@@ -598,13 +641,41 @@ FulvaHost::prepare(const WireFormat::FulvaPrepare::Request* reqHdr,
                 collectCompletionRecords(t, &recordBytes, &records);
         }
         if (status != FULVA_OK) {
+            SpinLock::Guard guard(lock);
+            eraseSource(request.migrationId);
             tablets.changeState(t.tableId, t.firstKeyHash, t.lastKeyHash,
-                    TabletManager::FULVA_SOURCE, TabletManager::NORMAL);
+                    TabletManager::FULVA_SOURCE, frozenFrom);
         } else {
+            Source source(request,
+                    master->objectManager.objectMap.getNumBuckets(), bound,
+                    undone);
+            if (undone) {
+                // Drained: no removal lands in the target state any more.
+                // The forward run's driver learns of the cancel from its
+                // next pull.
+                source.tombstoneKeys.reset(
+                        new std::vector<std::pair<uint64_t, string>>());
+                Fulva::Layout here{source.bucketCount, 1};
+                {
+                    std::lock_guard<std::mutex> guard(undone->mutex);
+                    for (auto& removed : undone->removed) {
+                        uint64_t hash = Key::getHash(t.tableId,
+                                removed.first.data(), downCast<uint16_t>(
+                                removed.first.size()));
+                        source.tombstoneKeys->emplace_back(
+                                here.bucketOf(hash), removed.first);
+                    }
+                }
+                std::sort(source.tombstoneKeys->begin(),
+                          source.tombstoneKeys->end());
+                forgetTarget(request.reverses);
+                SpinLock::Guard guard(lock);
+                cancelled[request.reverses] = undone;
+            }
             {
                 SpinLock::Guard guard(lock);
-                sources.push_back(Source{request,
-                        master->objectManager.objectMap.getNumBuckets()});
+                eraseSource(request.migrationId);
+                sources.push_back(source);
                 sourceCount = static_cast<int>(sources.size());
             }
             LOG(NOTICE, "Fulva: migration %lu: tablet [0x%lx, 0x%lx] of table "
@@ -645,13 +716,23 @@ FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
     // buckets so that a large table does not hold one worker throughout.
     const bool inventory = reqHdr->migrationId == 0;
     const uint64_t inventoryBuckets = 1 << 16;
+    // A reverse run moves only what the old source lacks: the objects
+    // written here (at or above the cancelled run's floor; the rest are
+    // copies of the old source's own) and the removals made here.
+    Source source;
+    uint64_t writtenFrom = 0;
+    if (!inventory && findSource(reqHdr->migrationId, &source) &&
+            source.undoes)
+        writtenFrom = source.undoes->versionFloor;
     struct Collect {
         ObjectManager* om;
         fulva_tablet tablet;
         Buffer* reply;
         uint32_t objects;
         uint64_t bytes;
-    } collect = { &om, t, inventory ? NULL : rpc->replyPayload, 0, 0 };
+        uint64_t writtenFrom;
+    } collect = { &om, t, inventory ? NULL : rpc->replyPayload, 0, 0,
+                  writtenFrom };
     uint64_t bucket = reqHdr->firstBucket;
     uint32_t start = rpc->replyPayload->size();
     while (bucket < end) {
@@ -667,7 +748,8 @@ FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
                 KeyHash hash = object.getPKHash();
                 if (object.getTableId() != c->tablet.tableId ||
                         hash < c->tablet.firstKeyHash ||
-                        hash > c->tablet.lastKeyHash)
+                        hash > c->tablet.lastKeyHash ||
+                        object.getVersion() < c->writtenFrom)
                     return;
                 if (c->reply != NULL)
                     appendObject(object, c->reply);
@@ -680,6 +762,9 @@ FulvaHost::pull(const WireFormat::FulvaPull::Request* reqHdr,
                       : rpc->replyPayload->size() - start >= reqHdr->maxBytes)
             break;
     }
+    if (source.tombstoneKeys)
+        appendTombstones(source, reqHdr->firstBucket, bucket,
+                         rpc->replyPayload, &collect.objects);
     respHdr->resumeBucket = bucket < end ? bucket : reqHdr->endBucket;
     respHdr->objects = collect.objects;
     respHdr->bytes = collect.bytes;
@@ -690,10 +775,10 @@ FulvaHost::priorityPull(const WireFormat::FulvaPriorityPull::Request* reqHdr,
                         WireFormat::FulvaPriorityPull::Response* respHdr,
                         Service::Rpc* rpc)
 {
-    const void* keyString = keyOf(reqHdr, respHdr, rpc);
-    if (keyString == NULL)
+    const void* keyBytes = keyOf(reqHdr, respHdr, rpc);
+    if (keyBytes == NULL)
         return;
-    Key key(reqHdr->tableId, keyString, reqHdr->keyLength);
+    Key key(reqHdr->tableId, keyBytes, reqHdr->keyLength);
     ObjectManager& om = master->objectManager;
     ObjectManager::HashTableBucketLock bucketLock(om, key);
     TabletManager::Tablet tablet;
@@ -710,6 +795,38 @@ FulvaHost::priorityPull(const WireFormat::FulvaPriorityPull::Request* reqHdr,
         Object object(buffer);
         appendObject(object, rpc->replyPayload);
         respHdr->found = 1;
+        return;
+    }
+    // A reverse run's source: a key removed here is sent as its removal.
+    Source source;
+    if (findSource(reqHdr->migrationId, &source) && source.undoes) {
+        std::lock_guard<std::mutex> guard(source.undoes->mutex);
+        auto removed = source.undoes->removed.find(keyString(key));
+        if (removed != source.undoes->removed.end()) {
+            appendTombstone(removed->first, removed->second,
+                            rpc->replyPayload);
+            respHdr->found = 1;
+        }
+    }
+}
+
+/// Appends the removals of a reverse run's source whose keys lie in
+/// buckets [firstBucket, endBucket) here, as tombstones.
+void
+FulvaHost::appendTombstones(const Source& source, uint64_t firstBucket,
+                            uint64_t endBucket, Buffer* reply,
+                            uint32_t* count)
+{
+    auto& keys = *source.tombstoneKeys;
+    auto it = std::lower_bound(keys.begin(), keys.end(),
+            std::make_pair(firstBucket, string()));
+    std::lock_guard<std::mutex> guard(source.undoes->mutex);
+    for (; it != keys.end() && it->first < endBucket; ++it) {
+        auto removed = source.undoes->removed.find(it->second);
+        if (removed == source.undoes->removed.end())
+            continue;
+        appendTombstone(removed->first, removed->second, reply);
+        (*count)++;
     }
 }
 
@@ -745,14 +862,29 @@ FulvaHost::drop(const WireFormat::FulvaDrop::Request* reqHdr,
     }
     {
         SpinLock::Guard guard(lock);
-        sources.erase(std::remove_if(sources.begin(), sources.end(),
-                [reqHdr](const Source& source) {
-                    return source.request.migrationId == reqHdr->migrationId;
-                }), sources.end());
-        sourceCount = static_cast<int>(sources.size());
+        Source* source = NULL;
+        for (Source& candidate : sources)
+            if (candidate.request.migrationId == reqHdr->migrationId)
+                source = &candidate;
+        // The cancelled run's state goes; its id stays, so that a driver
+        // still pausing (a throttle) learns of the cancel when it wakes.
+        if (source != NULL && source->request.reverses != 0)
+            cancelled[source->request.reverses].reset();
+        eraseSource(reqHdr->migrationId);
     }
     if (plugin != NULL)
         pluginSourceEnd(plugin, reqHdr->migrationId);
+}
+
+/// Forgets a migration out of this master; the caller holds `lock`.
+void
+FulvaHost::eraseSource(uint64_t migrationId)
+{
+    sources.erase(std::remove_if(sources.begin(), sources.end(),
+            [migrationId](const Source& source) {
+                return source.request.migrationId == migrationId;
+            }), sources.end());
+    sourceCount = static_cast<int>(sources.size());
 }
 
 /**
@@ -827,6 +959,19 @@ FulvaHost::removeOrphanedObjectsPaced()
         if (bucket % DROP_BUCKETS_PER_PAUSE == DROP_BUCKETS_PER_PAUSE - 1)
             usleep(DROP_PAUSE_MICROS);
     }
+}
+
+bool
+FulvaHost::findSource(uint64_t migrationId, Source* source)
+{
+    SpinLock::Guard guard(lock);
+    for (const Source& candidate : sources) {
+        if (candidate.request.migrationId == migrationId) {
+            *source = candidate;
+            return true;
+        }
+    }
+    return false;
 }
 
 bool
@@ -1060,7 +1205,8 @@ FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
     Fulva::Entry local = Fulva::Entry::NONE;
     uint64_t version = 0;
     bool covered = false;
-    bool fetchedAbsent = false;
+    bool fetched = false;
+    uint64_t trustFrom = 0;
     TabletManager::Tablet tablet;
     uint32_t valueLength = 0;
     {
@@ -1086,10 +1232,17 @@ FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
         }
         bool migratingHere = tablet.state == TabletManager::FULVA_TARGET &&
                 target;
+        if (migratingHere && target->preparing.load(
+                std::memory_order_acquire)) {
+            respHdr->common.status = STATUS_RETRY;
+            return;
+        }
         // The watermark before the lookup, under the bucket lock that replay
         // also takes: a racing replay cannot turn a miss into "absent".
-        if (migratingHere)
+        if (migratingHere) {
             covered = target->isCovered(key.getHash());
+            trustFrom = target->trustFrom;
+        }
         LogEntryType type;
         Buffer buffer;
         if (om.lookup(bucketLock, key, type, buffer, &version) &&
@@ -1110,13 +1263,50 @@ FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
                 local = Fulva::Entry::TOMBSTONE;
                 version = removed->second;
             }
-            fetchedAbsent = target->fetchedAbsent.count(name) != 0;
+            fetched = target->fetched.count(name) != 0;
         }
-        if (!migratingHere)
+        if (migratingHere && local == Fulva::Entry::OBJECT &&
+                version < trustFrom) {
+            std::lock_guard<std::mutex> guard(target->mutex);
+            fetched = target->fetched.count(keyString(key)) != 0;
+        }
+        Source source;
+        if (!migratingHere && tablet.state == TabletManager::FULVA_SOURCE &&
+                findSource(key.getTableId(), key.getHash(), &source) &&
+                source.undoes) {
+            // A reverse run's source: what the cancelled run knew. Its
+            // target state is frozen with the tablet.
+            Target* undone = source.undoes.get();
+            covered = undone->isCovered(key.getHash());
+            std::lock_guard<std::mutex> guard(undone->mutex);
+            string name = keyString(key);
+            if (local == Fulva::Entry::NONE) {
+                auto removed = undone->removed.find(name);
+                if (removed != undone->removed.end()) {
+                    local = Fulva::Entry::TOMBSTONE;
+                    version = removed->second;
+                }
+            }
+            fetched = undone->fetched.count(name) != 0;
+        } else if (!migratingHere) {
             covered = true;     // this master's copy is the whole truth
+        }
     }
-    switch (Fulva::answerRead(local, Fulva::knowsKey(local, covered,
-                                                      fetchedAbsent))) {
+    // A reverse run's destination holds its old copy: an entry below the
+    // cancelled run's bound may have been overwritten or removed at the
+    // other server, and is reported as that old copy.
+    bool trusted = local != Fulva::Entry::OBJECT || version >= trustFrom;
+    bool known = Fulva::knowsKey(trusted ? local : Fulva::Entry::NONE,
+                                 covered, fetched);
+    if (!known && trustFrom != 0) {
+        respHdr->answer = local == Fulva::Entry::OBJECT
+                ? FULVA_ANSWER_NOT_YET_MOVED_OVER_OBJECT
+                : FULVA_ANSWER_NOT_YET_MOVED_OVER_ABSENT;
+        if (local != Fulva::Entry::OBJECT) {
+            version = 0;
+            valueLength = 0;
+        }
+    } else switch (Fulva::answerRead(local, known)) {
     case Fulva::ReadAnswer::OBJECT:
         respHdr->answer = FULVA_ANSWER_OBJECT;
         break;
@@ -1222,6 +1412,69 @@ FulvaHost::replayObject(Target* target, Object& object)
 }
 
 /**
+ * A reverse run's removal: the key was removed at the other server at
+ * `version`. The old copy here goes (with a tombstone in the log, as a
+ * remove writes) unless a write here is newer; the removal is noted so
+ * that reads and writes here know of it. Returns whether a copy went.
+ */
+bool
+FulvaHost::replayTombstone(Target* target, Key& key, uint64_t version)
+{
+    ObjectManager& om = master->objectManager;
+    ObjectManager::HashTableBucketLock bucketLock(om, key);
+    TabletManager::Tablet tablet;
+    if (!master->tabletManager.getTablet(key, &tablet) ||
+            tablet.state != TabletManager::FULVA_TARGET)
+        return false;
+    {
+        std::lock_guard<std::mutex> guard(target->mutex);
+        uint64_t& known = target->removed[keyString(key)];
+        known = std::max(known, version);
+    }
+    LogEntryType type;
+    Buffer buffer;
+    uint64_t currentVersion = 0;
+    Log::Reference reference;
+    if (!om.lookup(bucketLock, key, type, buffer, &currentVersion,
+                   &reference) || type != LOG_ENTRY_TYPE_OBJ ||
+            !Fulva::replayReplaces(Fulva::Entry::TOMBSTONE, version,
+                                   Fulva::Entry::OBJECT, currentVersion))
+        return false;
+    Object object(buffer);
+    ObjectTombstone tombstone(object, om.log.getSegmentId(reference),
+                              WallTime::secondsTimestamp());
+    Buffer entry;
+    tombstone.assembleForLog(entry);
+    if (!om.log.append(LOG_ENTRY_TYPE_OBJTOMB, entry))
+        throw RetryException(HERE, 1000, 2000, "Must wait for cleaner");
+    om.log.free(reference);
+    om.remove(bucketLock, key);
+    return true;
+}
+
+/// Replays one entry of a pull or priority-pull reply: its header is at
+/// `header`, its bytes at `offset` of `response`.
+void
+FulvaHost::replayPulled(Target* target, uint64_t tableId, Buffer* response,
+                        uint32_t offset,
+                        const WireFormat::FulvaObject* header)
+{
+    if (header->tombstone) {
+        const void* bytes = response->getRange(offset,
+                                               header->keysAndValueLength);
+        if (bytes == NULL)
+            throw FatalError(HERE, "short pull reply");
+        Key key(tableId, bytes,
+                downCast<uint16_t>(header->keysAndValueLength));
+        replayTombstone(target, key, header->version);
+        return;
+    }
+    Object object(tableId, header->version, header->timestamp, *response,
+                  offset, header->keysAndValueLength);
+    replayObject(target, object);
+}
+
+/**
  * Before a request on a key of a tablet migrating here: the shared rules
  * (FulvaRules.h, FulvaCore's DestinationMigration) say whether this master
  * knows the key's state (below its watermark, an entry here, or fetched or
@@ -1241,9 +1494,13 @@ FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
                                                 key.getHash());
     if (!target)
         return;
+    if (target->preparing.load(std::memory_order_acquire))
+        throw RetryException(HERE, 100, 1000,
+                "Fulva: a cancel is moving the tablet back here");
     ObjectManager& om = master->objectManager;
     bool covered;
     Fulva::Entry local = Fulva::Entry::NONE;
+    uint64_t version = 0;
     {
         ObjectManager::HashTableBucketLock bucketLock(om, key);
         TabletManager::Tablet tablet;
@@ -1255,10 +1512,14 @@ FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
         covered = target->isCovered(key.getHash());
         LogEntryType type;
         Buffer buffer;
-        if (om.lookup(bucketLock, key, type, buffer))
+        if (om.lookup(bucketLock, key, type, buffer, &version))
             local = type == LOG_ENTRY_TYPE_OBJ ? Fulva::Entry::OBJECT
                                                : Fulva::Entry::TOMBSTONE;
     }
+    // A reverse run's old copy (below the cancelled run's bound) is not
+    // the key's latest state (see read()).
+    if (local == Fulva::Entry::OBJECT && version < target->trustFrom)
+        local = Fulva::Entry::NONE;
     string name = keyString(key);
     bool known = Fulva::knowsKey(local, covered, target->knows(name));
     Fulva::Admission admission = Fulva::admit(kind, Fulva::Phase::MOVING,
@@ -1281,13 +1542,17 @@ FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
         if (header == NULL)
             throw FatalError(HERE, "short priority-pull reply");
         offset += sizeof32(*header);
-        Object object(key.getTableId(), header->version, header->timestamp,
-                      *reply, offset, header->keysAndValueLength);
-        replayObject(target.get(), object);
+        replayPulled(target.get(), key.getTableId(), reply, offset, header);
         om.syncChanges();
+        if (target->trustFrom != 0) {
+            // The old copy here may equal what came (and stay): the key
+            // is settled all the same.
+            std::lock_guard<std::mutex> guard(target->mutex);
+            target->fetched.insert(name);
+        }
     } else {
         std::lock_guard<std::mutex> guard(target->mutex);
-        target->fetchedAbsent.insert(name);
+        target->fetched.insert(name);
     }
     // Rocksteady answers a read of a key that had not arrived with "retry"
     // once the key is here: the client's extra round trip that Fulva's
@@ -1312,6 +1577,9 @@ FulvaHost::versionForWrite(Key& key, uint64_t currentVersion,
                                                 key.getHash());
     if (!target)
         return proposedVersion;
+    if (target->preparing.load(std::memory_order_acquire))
+        throw RetryException(HERE, 100, 1000,
+                "Fulva: a cancel is moving the tablet back here");
     uint64_t floor = target->versionFloor;
     bool exists = currentVersion != VERSION_NONEXISTENT;
     if (!exists) {
@@ -1450,6 +1718,11 @@ FulvaHost::opPrepareSource(void* context,
         SpinLock::Guard guard(host->lock);
         host->incoming[request->migrationId].tablet = request->tablet;
     }
+    if (request->reverses != 0) {
+        int status = host->beginReverse(*request, error, errorLength);
+        if (status != FULVA_OK)
+            return status;
+    }
     int status = guarded(error, errorLength, [&]() -> int {
         FulvaPrepareRpc rpc(host->context, ServerId(request->source),
                             *request);
@@ -1495,11 +1768,69 @@ FulvaHost::opPrepareSource(void* context,
         host->incoming[request->migrationId] = arrived;
         return FULVA_OK;
     });
-    if (status != FULVA_OK) {
+    if (status != FULVA_OK && request->reverses == 0) {
         SpinLock::Guard guard(host->lock);
         host->incoming.erase(request->migrationId);
     }
     return status;
+}
+
+/**
+ * The start of a reverse run here, the cancelled migration's source: the
+ * frozen copy becomes the reverse run's target before the other server
+ * freezes its own, so that no request here is answered from the old copy
+ * as if it were the whole truth; until ownership every request on the
+ * tablet is told to retry. Idempotent (Prepare may be asked again).
+ */
+int
+FulvaHost::beginReverse(const fulva_migration_request& request, char* error,
+                        size_t errorLength)
+{
+    if (findTarget(request.migrationId))
+        return FULVA_OK;
+    const fulva_tablet& t = request.tablet;
+    Source forward;
+    if (!findSource(request.reverses, &forward) ||
+            memcmp(&forward.request.tablet, &t, sizeof(t)) != 0) {
+        report(error, errorLength, format("%s is not the source of "
+                "migration %lu for this tablet", self.toString().c_str(),
+                request.reverses));
+        return FULVA_ERROR_REFUSED;
+    }
+    std::shared_ptr<Target> target(new Target(request, forward.versionBound,
+            forward.bucketCount, std::max(request.partitions, 1u)));
+    target->trustFrom = forward.versionBound;
+    // FULVA_FAULTS=reverseTrustsOldEntries serves the old copy as the
+    // latest (FulvaCore's ProtocolFaults of the same name), so a test can
+    // show it would catch it.
+    const char* faults = getenv("FULVA_FAULTS");
+    if (faults != NULL && strstr(faults, "reverseTrustsOldEntries") != NULL)
+        target->trustFrom = 0;
+    target->preparing = true;
+    {
+        SpinLock::Guard guard(lock);
+        targets.push_back(target);
+    }
+    targetCount++;
+    if (!master->tabletManager.changeState(t.tableId, t.firstKeyHash,
+            t.lastKeyHash, TabletManager::FULVA_SOURCE,
+            TabletManager::FULVA_TARGET)) {
+        forgetTarget(request.migrationId);
+        report(error, errorLength, "the tablet is no longer frozen here");
+        return FULVA_ERROR_REFUSED;
+    }
+    {
+        SpinLock::Guard guard(lock);
+        eraseSource(request.reverses);
+    }
+    if (plugin != NULL)
+        pluginSourceEnd(plugin, request.reverses);
+    LOG(NOTICE, "Fulva: migration %lu cancelled: its reverse run %lu moves "
+            "tablet [0x%lx, 0x%lx] of table %lu back here (entries below "
+            "version %lu are the old copy)", request.reverses,
+            request.migrationId, t.firstKeyHash, t.lastKeyHash, t.tableId,
+            forward.versionBound);
+    return FULVA_OK;
 }
 
 int
@@ -1525,23 +1856,50 @@ FulvaHost::opTakeOwnership(void* context,
             host->installCompletionRecord(record);
         // Writes here must beat every version the tablet had at the source.
         host->raiseSafeVersion(prepared->versionBound);
-        std::shared_ptr<Target> target(new Target(*request,
-                prepared->versionBound, prepared->bucketCount,
-                prepared->partitions));
-        if (!host->master->tabletManager.addTablet(t.tableId, t.firstKeyHash,
-                t.lastKeyHash, TabletManager::FULVA_TARGET)) {
-            report(error, errorLength, "this master already holds part of "
-                   "the tablet");
-            return FULVA_ERROR_REFUSED;
+        std::shared_ptr<Target> target;
+        if (request->reverses != 0) {
+            // The tablet is here already (beginReverse); it learns the
+            // other server's layout and floor, then takes requests.
+            target = host->findTarget(request->migrationId);
+            if (!target) {
+                report(error, errorLength, "the reverse run's target state "
+                       "is gone");
+                return FULVA_ERROR_INTERNAL;
+            }
+            target->layout = Fulva::Layout{prepared->bucketCount,
+                                           prepared->partitions};
+            target->watermarks.reset(
+                    new std::atomic<uint64_t>[prepared->partitions]);
+            for (uint32_t p = 0; p < prepared->partitions; p++)
+                target->watermarks[p].store(target->layout.firstBucket(p));
+            target->versionFloor = prepared->versionBound;
+            {
+                SpinLock::Guard guard(host->lock);
+                host->incoming[request->migrationId].tabletAdded = true;
+            }
+            target->preparing.store(false, std::memory_order_release);
+            // This master's log holds the tablet's old copy from before
+            // the cancelled run: all of it counts if this master crashes.
+            head = LogPosition(0, 0);
+        } else {
+            target.reset(new Target(*request, prepared->versionBound,
+                    prepared->bucketCount, prepared->partitions));
+            if (!host->master->tabletManager.addTablet(t.tableId,
+                    t.firstKeyHash, t.lastKeyHash,
+                    TabletManager::FULVA_TARGET)) {
+                report(error, errorLength, "this master already holds part "
+                       "of the tablet");
+                return FULVA_ERROR_REFUSED;
+            }
+            TableStats::addKeyHashRange(&host->master->masterTableMetadata,
+                    t.tableId, t.firstKeyHash, t.lastKeyHash);
+            {
+                SpinLock::Guard guard(host->lock);
+                host->targets.push_back(target);
+                host->incoming[request->migrationId].tabletAdded = true;
+            }
+            host->targetCount++;
         }
-        TableStats::addKeyHashRange(&host->master->masterTableMetadata,
-                t.tableId, t.firstKeyHash, t.lastKeyHash);
-        {
-            SpinLock::Guard guard(host->lock);
-            host->targets.push_back(target);
-            host->incoming[request->migrationId].tabletAdded = true;
-        }
-        host->targetCount++;
         om.syncChanges();
         CoordinatorClient::reassignTabletOwnership(host->context, t.tableId,
                 t.firstKeyHash, t.lastKeyHash, host->self,
@@ -1568,8 +1926,11 @@ FulvaHost::opPull(void* context, const fulva_migration_request* request,
 {
     FulvaHost* host = static_cast<FulvaHost*>(context);
     std::shared_ptr<Target> target = host->findTarget(request->migrationId);
-    if (!target)
-        return FULVA_ERROR_UNKNOWN_MIGRATION;
+    if (!target) {
+        SpinLock::Guard guard(host->lock);
+        return host->cancelled.count(request->migrationId) != 0
+                ? FULVA_ERROR_CANCELLED : FULVA_ERROR_UNKNOWN_MIGRATION;
+    }
     const uint32_t maxBytes = 256 * 1024;
     std::vector<std::unique_ptr<FulvaPullRpc>> rpcs;
     for (size_t i = 0; i < count; i++) {
@@ -1608,10 +1969,8 @@ FulvaHost::opPull(void* context, const fulva_migration_request* request,
                     break;
                 }
                 offset += sizeof32(*header);
-                Object object(request->tablet.tableId, header->version,
-                              header->timestamp, *response, offset,
-                              header->keysAndValueLength);
-                host->replayObject(target.get(), object);
+                host->replayPulled(target.get(), request->tablet.tableId,
+                                   response, offset, header);
                 offset += header->keysAndValueLength;
                 bytes += header->keysAndValueLength;
             }
@@ -1708,6 +2067,14 @@ FulvaHost::opAbandon(void* context, const fulva_migration_request* request,
         report(error, errorLength, "the tablet stays here in the migrating "
                "state; keys not yet moved are fetched from the source on "
                "demand");
+        return FULVA_ERROR_REFUSED;
+    }
+    if (request->reverses != 0) {
+        // A reverse run that did not get the tablet: the old copy here
+        // may be stale, so it keeps telling requests to retry rather
+        // than answer from it; the operator sees the run failed.
+        report(error, errorLength, "the reverse run did not take the "
+               "tablet; it stays frozen here, and requests on it retry");
         return FULVA_ERROR_REFUSED;
     }
     if (state.tabletAdded) {

@@ -63,11 +63,14 @@ struct FulvaPrepare {
     } __attribute__((packed));
 };
 
-/// One object as pulls carry it; its keys and value follow.
+/// One object as pulls carry it; its keys and value follow. A reverse
+/// run's pulls also carry removals: `tombstone` 1, and the primary key's
+/// bytes follow (keysAndValueLength of them), removed at `version`.
 struct FulvaObject {
     uint64_t version;
     uint32_t timestamp;
     uint32_t keysAndValueLength;
+    uint8_t tombstone;
 } __attribute__((packed));
 
 /// Destination -> source: the tablet's live objects in buckets

@@ -180,6 +180,11 @@ public enum DirectCalls {
                 reply.value = value
             case Int(FULVA_ANSWER_TOMBSTONE): reply.answer = .tombstone(o.version)
             case Int(FULVA_ANSWER_ABSENT): reply.answer = .absent
+            case Int(FULVA_ANSWER_NOT_YET_MOVED_OVER_OBJECT):
+                // A reverse run's old copy: used only if it wins the merge.
+                reply.answer = .notYetMoved(stale: .object(o.version))
+                reply.value = value
+            case Int(FULVA_ANSWER_NOT_YET_MOVED_OVER_ABSENT): reply.answer = .notYetMoved(stale: .absent)
             default: reply.answer = .notYetMoved(stale: nil)
             }
         }

@@ -59,6 +59,11 @@ public struct MigrationRecord: Hashable, Sendable {
     /// When the record entered each phase after the first (preparing
     /// starts at `createdAt`), milliseconds since the epoch.
     public var enteredAt: [MigrationPhase: Int64] = [:]
+    /// A cancel after Prepare: the reverse run that moves the tablet back
+    /// (set on the cancelled migration), and the migration a reverse run
+    /// cancels (set on the reverse run).
+    public var reversedBy: MigrationID?
+    public var reverseOf: MigrationID?
 
     /// How long each phase the record went through lasted, in
     /// milliseconds; a phase not yet left counts until `now`.
@@ -156,14 +161,18 @@ public struct MigrationRequest: Hashable, Sendable {
     public var strategy: Strategy
     /// Partitions of the source's hash table pulled in parallel; 0: the default.
     public var partitions: Int
+    /// The migration this one cancels: a reverse run, from that
+    /// migration's destination back to its source (DESIGN.md §3, Cancel).
+    public var reverses: MigrationID?
 
     /// The most partitions a migration may have: every reply tag can then
     /// carry all of their watermarks (fulva.h's FULVA_TAG_CAPACITY).
     public static let maxPartitions = 256
 
     public init(id: MigrationID, tablet: Tablet, source: ServerID, destination: ServerID,
-                strategy: Strategy = .fulva, partitions: Int = 0) {
+                strategy: Strategy = .fulva, partitions: Int = 0, reverses: MigrationID? = nil) {
         self.id = id
+        self.reverses = reverses
         self.tablet = tablet
         self.source = source
         self.destination = destination
@@ -173,8 +182,19 @@ public struct MigrationRequest: Hashable, Sendable {
 
     /// The record of a new migration for this request.
     public func record(createdAt: Int64) -> MigrationRecord {
-        MigrationRecord(id: id, tablet: tablet, source: source, destination: destination, strategy: strategy,
-                        createdAt: createdAt)
+        var record = MigrationRecord(id: id, tablet: tablet, source: source, destination: destination, strategy: strategy,
+                                     createdAt: createdAt)
+        record.reverseOf = reverses
+        return record
+    }
+
+    /// The reverse run that cancels the migration of `record` after
+    /// Prepare: the same tablet, from its destination back to its source,
+    /// always by Fulva's rules (the old source keeps serving from its old
+    /// copy, whatever the forward strategy was).
+    public static func reverse(of record: MigrationRecord, id: MigrationID) -> MigrationRequest {
+        MigrationRequest(id: id, tablet: record.tablet, source: record.destination, destination: record.source,
+                         strategy: .fulva, reverses: record.id)
     }
 
     /// How many migrations may run at once in a cluster unless the

@@ -97,7 +97,7 @@ extension MigrationRequest {
             tablet: fulva_tablet(tableId: tablet.tableID, firstKeyHash: tablet.range.start, lastKeyHash: tablet.range.end),
             source: source.rawValue, destination: destination.rawValue,
             strategy: strategy == .rocksteady ? UInt32(FULVA_STRATEGY_ROCKSTEADY) : UInt32(FULVA_STRATEGY_FULVA),
-            partitions: UInt32(partitions))
+            partitions: UInt32(partitions), reverses: reverses?.rawValue ?? 0)
     }
 
     init(_ c: fulva_migration_request) throws(FulvaError) {
@@ -110,7 +110,7 @@ extension MigrationRequest {
         }
         self.init(id: MigrationID(c.migrationId), tablet: Tablet(tableID: c.tablet.tableId, range: range),
                   source: ServerID(c.source), destination: ServerID(c.destination), strategy: strategy,
-                  partitions: Int(c.partitions))
+                  partitions: Int(c.partitions), reverses: c.reverses == 0 ? nil : MigrationID(c.reverses))
     }
 }
 

@@ -192,6 +192,7 @@ public final class RAMCloudClient {
                                 message: "the source strategy is RAMCloud's own migrateTablet (migrateTablet(...))")
         }
         c.partitions = UInt32(request.partitions)
+        c.reverses = request.reverses?.rawValue ?? 0
         try adminCall { error, length in library.api.startMigration!(client, &c, error, length) }
     }
 

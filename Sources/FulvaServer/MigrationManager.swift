@@ -35,6 +35,10 @@ public struct HostError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { message.isEmpty ? "status \(status)" : message }
     /// fulva.h's FULVA_ERROR_UNAVAILABLE: not now; asking again later may work.
     public static let unavailable: Int32 = 1001
+    /// fulva.h's FULVA_ERROR_CANCELLED: an operator cancelled the
+    /// migration; its reverse run (or the source, before Prepare) has the
+    /// tablet.
+    public static let cancelled: Int32 = 1006
 }
 
 public enum LogLevel: Int32, Sendable { case debug = 0, notice, warning, error }
@@ -112,11 +116,17 @@ public final class MigrationManager: @unchecked Sendable {
     private func publish(_ id: MigrationID, phase: MigrationPhase? = nil) throws(HostError) {
         guard let records, let (mine, _) = status(id) else { return }
         var throttle = mine.throttleBytesPerSecond
+        var cancelled = false
         do {
             try records.update(id) { record in
                 // The operator sets the throttle in the record; it comes
                 // back from there.
                 throttle = record.throttleBytesPerSecond
+                // An operator's cancel: this run stops at its next step.
+                if record.phase == .cancelling || record.phase == .cancelled {
+                    cancelled = true
+                    throw FulvaError.cancelTooLate(id, record.phase)
+                }
                 if let phase, record.phase != phase {
                     record = try record.moved(to: phase, at: mine.updatedAt, error: mine.lastError)
                 }
@@ -130,6 +140,7 @@ public final class MigrationManager: @unchecked Sendable {
                 record.updatedAt = mine.updatedAt
             }
         } catch {
+            if cancelled { throw HostError(status: HostError.cancelled, message: "\(id) was cancelled") }
             throw HostError(status: 1001, message: "the migration record refused \(phase.map { "the change to \($0)" } ?? "an update"): \(error)")
         }
         lock.withLock { destinations[id]?.record.throttleBytesPerSecond = throttle }
@@ -189,25 +200,70 @@ public final class MigrationManager: @unchecked Sendable {
     @discardableResult
     public func drive(_ id: MigrationID) -> MigrationRecord? {
         guard let request = lock.withLock({ destinations[id]?.request }) else { return nil }
+        var prepared = false
         do throws(HostError) {
-            try run(request)
-            enter(id, .done)
+            try run(request, prepared: &prepared)
+            // Done is recorded before the source drops its copy: a cancel
+            // that got to the record first stops this run here, with the
+            // source's frozen copy still there for the reverse run.
             try publish(id, phase: .done)
+            enter(id, .done)
+        } catch where error.status == HostError.cancelled {
+            // Before Prepare the source never froze the tablet: undo this
+            // side. After it, the reverse run takes the tablet from here.
+            if !prepared {
+                do throws(HostError) { try host.abandon(request) } catch let undo {
+                    host.log(.error, "\(id): undoing after the cancel failed: \(undo)")
+                }
+                enter(id, .cancelled)
+            } else {
+                // Over here: the reverse run, driven by the source, ends
+                // the record (cancelling, then cancelled).
+                enter(id, .cancelling)
+                enter(id, .cancelled)
+            }
+            host.log(.notice, "\(id) cancelled: \(error)")
+            return status(id)?.record
+        } catch {
+            fail(request, error)
+            return status(id)?.record
+        }
+        do throws(HostError) {
+            try host.finish(request)
             host.log(.notice, "\(id): \(request.tablet) moved from \(request.source) to \(request.destination)")
         } catch {
-            host.log(.error, "\(id) failed: \(error)")
-            do throws(HostError) { try host.abandon(request) } catch let undo {
-                host.log(.error, "\(id): undoing after the failure also failed: \(undo)")
-            }
-            enter(id, .failed, error: error)
-            do throws(HostError) { try publish(id, phase: .failed) } catch let unrecorded {
-                host.log(.error, "\(id): \(unrecorded)")
+            // The tablet serves here and the record says done; only the
+            // source's copy may be left to drop.
+            host.log(.error, "\(id) done, but finishing it here failed: \(error)")
+            update(id) { $0.lastError = error.description }
+        }
+        if let forward = request.reverses, let records {
+            do {
+                try records.update(forward) { record in
+                    if record.phase != .cancelled {
+                        record = try record.moved(to: .cancelled, at: Self.nowMillis())
+                    }
+                }
+            } catch {
+                host.log(.error, "\(forward): the record did not take the cancel's end: \(error)")
             }
         }
         return status(id)?.record
     }
 
-    private func run(_ request: MigrationRequest) throws(HostError) {
+    private func fail(_ request: MigrationRequest, _ error: HostError) {
+        let id = request.id
+        host.log(.error, "\(id) failed: \(error)")
+        do throws(HostError) { try host.abandon(request) } catch let undo {
+            host.log(.error, "\(id): undoing after the failure also failed: \(undo)")
+        }
+        enter(id, .failed, error: error)
+        do throws(HostError) { try publish(id, phase: .failed) } catch let unrecorded {
+            host.log(.error, "\(id): \(unrecorded)")
+        }
+    }
+
+    private func run(_ request: MigrationRequest, prepared sourcePrepared: inout Bool) throws(HostError) {
         let partitions = request.partitions > 0 ? request.partitions : defaults.partitions
         var request = request
         request.partitions = partitions
@@ -227,8 +283,8 @@ public final class MigrationManager: @unchecked Sendable {
         // cancel (one that got there first wins, and nothing was frozen),
         // and waiting for ZooKeeper stays out of the window in which
         // neither server takes writes of the tablet.
-        enter(request.id, .moving)
         try publish(request.id, phase: .moving)
+        enter(request.id, .moving)
 
         // Prepare: the source freezes and drains the tablet and hands over
         // its completion records; its bucket count fixes the layout.
@@ -237,6 +293,7 @@ public final class MigrationManager: @unchecked Sendable {
         while true {
             do {
                 prepared = try host.prepareSource(request)
+                sourcePrepared = true
                 break
             } catch where error.status == HostError.unavailable && attempt < defaults.prepareAttempts {
                 attempt += 1
@@ -288,7 +345,10 @@ public final class MigrationManager: @unchecked Sendable {
                         objects += UInt64(count)
                         bytes += size
                     }
-                case .failed:
+                case .failed(let status):
+                    if status == HostError.cancelled {
+                        throw HostError(status: status, message: "the reverse run of a cancel took the tablet")
+                    }
                     migration.pullFailed(batch)
                     failed += 1
                 }
@@ -328,6 +388,7 @@ public final class MigrationManager: @unchecked Sendable {
                 if Self.nowMillis() - lastPublished >= 250 {
                     lastPublished = Self.nowMillis()
                     do throws(HostError) { try publish(request.id) } catch {
+                        if error.status == HostError.cancelled { throw error }
                         host.log(.warning, "\(request.id): progress not recorded: \(error)")
                     }
                 }
@@ -340,7 +401,6 @@ public final class MigrationManager: @unchecked Sendable {
             }
         }
         guard migration.finish() else { throw HostError(status: 1002, message: "the migration could not finish") }
-        try host.finish(request)
     }
 
     // MARK: Source

@@ -167,7 +167,7 @@ public struct MigrationRecordStore: Sendable {
         try? zooKeeper.delete(sequence)
         var record = MigrationRequest(id: MigrationID(number + 1), tablet: request.tablet, source: request.source,
                                       destination: request.destination, strategy: request.strategy,
-                                      partitions: request.partitions).record(createdAt: time)
+                                      partitions: request.partitions, reverses: request.reverses).record(createdAt: time)
         record.throttleBytesPerSecond = throttleBytesPerSecond
         try zooKeeper.create(path(record.id), data: RecordCodec.encode(record))
         record.revision = 0
@@ -252,6 +252,8 @@ public enum RecordCodec {
         if let bound = r.versionBound { lines.append("versionBound=\(bound)") }
         if r.throttleBytesPerSecond > 0 { lines.append("throttleBytesPerSecond=\(r.throttleBytesPerSecond)") }
         for phase in MigrationPhase.allCases { if let time = r.enteredAt[phase] { lines.append("entered.\(phase.rawValue)=\(time)") } }
+        if let m = r.reversedBy { lines.append("reversedBy=\(m.rawValue)") }
+        if let m = r.reverseOf { lines.append("reverseOf=\(m.rawValue)") }
         if let error = r.lastError { lines.append("lastError=" + String(error.map { $0 == "\n" ? " " : $0 })) }
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -285,6 +287,8 @@ public enum RecordCodec {
         for phase in MigrationPhase.allCases {
             if let time = fields["entered.\(phase.rawValue)"].flatMap({ Int64($0) }) { record.enteredAt[phase] = time }
         }
+        record.reversedBy = number("reversedBy").map(MigrationID.init)
+        record.reverseOf = number("reverseOf").map(MigrationID.init)
         return record
     }
 }

@@ -205,6 +205,8 @@ func recordJSON(_ r: MigrationRecord) -> String {
         "\"pullBatches\":\(r.pullBatches)", "\"createdAtMillis\":\(r.createdAt)", "\"updatedAtMillis\":\(r.updatedAt)",
     ]
     if let bound = r.versionBound { fields.append("\"versionBound\":\(bound)") }
+    if let m = r.reversedBy { fields.append("\"reversedBy\":\(m.rawValue)") }
+    if let m = r.reverseOf { fields.append("\"reverseOf\":\(m.rawValue)") }
     if r.throttleBytesPerSecond > 0 { fields.append("\"throttleBytesPerSecond\":\(r.throttleBytesPerSecond)") }
     if let error = r.lastError {
         let escaped = error.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
@@ -396,7 +398,7 @@ struct Start: ParsableCommand {
         print(json ? recordJSON(record) : "\(id.rawValue) \(record.phase)")
         if record.phase != .done {
             FileHandle.standardError.write(Data("rc-migrate: \(id) \(record.phase): \(record.lastError ?? "")\n".utf8))
-            throw ExitCode(1)
+            throw ExitCode(record.phase == .cancelled || record.phase == .cancelling ? 4 : 1)
         }
     }
 }
@@ -581,6 +583,131 @@ struct List: ParsableCommand {
             + String(format: "%.0f%%\t%llu objects\t%llu bytes\t%@\t%.1f s", r.progress * 100, r.objectsMoved,
                      r.bytesMoved, started, Double(max(0, ranMillis)) / 1000)
             + (r.throttleBytesPerSecond > 0 ? String(format: "\tthrottle %.3g MB/s", Double(r.throttleBytesPerSecond) / 1e6) : "")
+            + (r.reversedBy.map { "\tcancelled by reverse run \($0.rawValue)" } ?? "")
+            + (r.reverseOf.map { "\treverse run of \($0.rawValue)" } ?? "")
             + (r.lastError.map { "\t\($0)" } ?? "")
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a migration: the source owns the tablet again, and nothing acknowledged is lost.",
+        discussion: """
+            Before the source froze the tablet, the migration just stops. After that, a
+            reverse run (a migration with an id of its own, printed on stdout) moves the
+            tablet back from the destination to the source while both keep serving: the
+            source still holds its old copy, so only what was written or removed at the
+            destination moves back. The cancelled migration's record says cancelling, then
+            cancelled once the reverse run is done. A migration that has ended cannot be
+            cancelled (exit 1). Running cancel again on a cancelling migration asks the
+            source to start its reverse run again (harmless if it runs).
+
+            Examples:
+              rc-migrate cancel 12
+              rc-migrate cancel 12 --wait
+              rc-migrate cancel 12 --wait --json
+            """)
+    @OptionGroup var connection: Connection
+    @Argument(help: "Migration id.") var id: UInt64
+    @Flag(help: "Wait until the tablet is back at the source, showing progress.") var wait = false
+    @Flag(help: "Progress as JSON lines on stderr, the result as JSON on stdout.") var json = false
+    @Option(help: "With --wait: give up waiting after this many seconds.") var timeout = 3600.0
+
+    func run() throws {
+        let store = try connection.records()
+        let id = MigrationID(self.id)
+        func load(_ id: MigrationID) throws -> MigrationRecord {
+            do {
+                guard let record = try store.load(id) else { throw fail("no migration \(id.rawValue) in \(store.root)") }
+                return record
+            } catch let error as ZooKeeperError {
+                throw fail("cannot read the record of \(id): \(error)")
+            }
+        }
+        let now = { Int64(Date().timeIntervalSince1970 * 1000) }
+        var record = try load(id)
+        var reverse: MigrationRequest?
+        if record.phase == .cancelling, let reverseID = record.reversedBy {
+            // A cancel that was interrupted (or is running): ask again.
+            reverse = MigrationRequest.reverse(of: record, id: reverseID)
+        } else {
+            let action: MigrationRecord.CancelAction
+            do { action = try record.cancelAction() } catch { throw fail(error.description) }
+            switch action {
+            case .releaseSource:
+                // The destination sees the cancel when it records its
+                // move to moving, and undoes its side; the source never
+                // froze the tablet.
+                do {
+                    record = try store.update(id) { r in
+                        guard r.phase == .preparing else { throw FulvaError.cancelTooLate(id, r.phase) }
+                        r = try r.moved(to: .cancelled, at: now())
+                    }
+                } catch FulvaError.cancelTooLate(_, .moving) {
+                    // It moved on meanwhile: cancel it the other way.
+                    return try run()
+                } catch {
+                    throw fail("\(error)")
+                }
+            case .reverse:
+                let written: MigrationRecord
+                do {
+                    written = try store.create(MigrationRequest.reverse(of: record, id: MigrationID(0)), at: now())
+                } catch {
+                    throw fail("cannot write the reverse run's record: \(error)")
+                }
+                do {
+                    record = try store.update(id) { r in
+                        guard r.phase == .moving else { throw FulvaError.cancelTooLate(id, r.phase) }
+                        r = try r.moved(to: .cancelling, at: now())
+                        r.reversedBy = written.id
+                    }
+                } catch {
+                    // Finished (or cancelled) meanwhile: no reverse run.
+                    try? store.remove(written)
+                    throw fail("\(error)")
+                }
+                reverse = MigrationRequest.reverse(of: record, id: written.id)
+            }
+        }
+        if let reverse {
+            let client = try connection.connect()
+            do {
+                try client.startMigration(reverse)
+            } catch where error.message.contains("already known") {
+                // Running since an earlier cancel.
+            } catch {
+                throw fail("the source \(reverse.destination) did not start the reverse run \(reverse.id): "
+                           + "\(error.message) (the migration stays cancelling; `rc-migrate cancel \(id.rawValue)` "
+                           + "asks again)")
+            }
+            FileHandle.standardError.write(Data("rc-migrate: \(id) cancelling: reverse run \(reverse.id.rawValue) moves \(record.tablet) back to \(reverse.destination.rawValue)\n".utf8))
+            if wait {
+                let ended: MigrationRecord
+                do {
+                    ended = try followMigration(store, id: reverse.id, json: json, timeout: timeout, client: client)
+                } catch let timedOut as TimedOut {
+                    print(json ? recordJSON(timedOut.record) : "\(reverse.id.rawValue) \(timedOut.record.phase)")
+                    throw ExitCode(3)
+                }
+                if ended.phase != .done {
+                    print(json ? recordJSON(ended) : "\(reverse.id.rawValue) \(ended.phase)")
+                    FileHandle.standardError.write(Data("rc-migrate: reverse run \(reverse.id) \(ended.phase): \(ended.lastError ?? "")\n".utf8))
+                    throw ExitCode(1)
+                }
+                // The source records the cancelled migration's end once it
+                // has told the destination to drop its copy.
+                let deadline = Date().addingTimeInterval(max(0, min(timeout, 60)))
+                record = try load(id)
+                while !record.phase.isTerminal && Date() < deadline {
+                    usleep(100_000)
+                    record = try load(id)
+                }
+            } else {
+                print(json ? "{\"id\":\(id.rawValue),\"reverseRun\":\(reverse.id.rawValue)}" : "\(reverse.id.rawValue)")
+                return
+            }
+        }
+        print(json ? recordJSON(record) : "\(id.rawValue) \(record.phase)")
     }
 }

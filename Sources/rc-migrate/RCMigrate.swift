@@ -14,10 +14,11 @@ struct RCMigrate: ParsableCommand {
             Data goes to stdout, progress and messages to stderr; --json gives JSON instead
             of text. Exit status: 0 done; 1 failed or refused (the message says why, and
             nothing was changed in the cluster); 3 a --wait or --timeout ran out (the
-            migration goes on); 64 bad usage; 128+N killed by signal N (rc-migrate bench).
+            migration goes on); 4 the migration was cancelled (start --wait); 64 bad
+            usage; 128+N killed by signal N (rc-migrate bench).
             A migration runs in the masters: killing rc-migrate does not disturb it.
             """,
-        subcommands: [Plan.self, Start.self, StatusCommand.self, List.self, ThrottleCommand.self, MetricsCommand.self,
+        subcommands: [Plan.self, Start.self, StatusCommand.self, List.self, Cancel.self, ThrottleCommand.self, MetricsCommand.self,
                       Cluster.self, Bench.self])
 }
 

@@ -20,6 +20,8 @@ import Testing
         record.bucketsReplayed = 256
         record.pullBatches = 9
         record.throttleBytesPerSecond = 2_500_000
+        record.reversedBy = MigrationID(43)
+        record.reverseOf = MigrationID(41)
         record.lastError = "line one\nline two"
         let decoded = try #require(RecordCodec.decode(RecordCodec.encode(record)))
         var expected = record
@@ -92,8 +94,94 @@ final class InstantHost: MigrationHost {
         let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
         try manager.accept(request(2))
         let final = try #require(manager.drive(MigrationID(2)))
-        #expect(final.phase == .failed)
+        #expect(final.phase == .cancelled)
         #expect(!host.ownershipTaken && host.abandoned)
         #expect(records.records[MigrationID(2)]?.phase == .cancelled, "the cancel stands")
     }
+
+    /// A cancel after Prepare: the host reports it from a pull (the reverse
+    /// run froze this copy); the run stops without undoing anything, since
+    /// the reverse run now has the tablet.
+    @Test func aCancelAfterPrepareStopsTheRunAndLeavesTheTabletToTheReverseRun() throws {
+        let records = MemoryRecords()
+        records.records[MigrationID(3)] = request(3).record(createdAt: 0)
+        let host = CancellingHost(records: records, id: MigrationID(3), cancelAt: .pull)
+        let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
+        try manager.accept(request(3))
+        let final = try #require(manager.drive(MigrationID(3)))
+        #expect(final.phase == .cancelled, "over here (a new migration of the tablet may come)")
+        #expect(host.calls == ["prepare", "own", "pull"], "no abandon, no finish")
+        #expect(records.records[MigrationID(3)]?.phase == .cancelling)
+    }
+
+    /// A cancel that reaches the record while the last pulls run: done
+    /// cannot be recorded, so the source is not told to drop its copy.
+    @Test func aCancelThatBeatsTheFinishKeepsTheSourcesCopy() throws {
+        let records = MemoryRecords()
+        records.records[MigrationID(4)] = request(4).record(createdAt: 0)
+        let host = CancellingHost(records: records, id: MigrationID(4), cancelAt: .ownership)
+        let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
+        try manager.accept(request(4))
+        let final = try #require(manager.drive(MigrationID(4)))
+        #expect(final.phase == .cancelled)
+        #expect(!host.calls.contains("finish") && !host.calls.contains("abandon"))
+        #expect(records.records[MigrationID(4)]?.phase == .cancelling)
+    }
+
+    /// The reverse run's end is the cancelled migration's end.
+    @Test func theReverseRunsEndMarksTheCancelledMigrationCancelled() throws {
+        let records = MemoryRecords()
+        var forward = request(5).record(createdAt: 0)
+        forward = try forward.moved(to: .moving, at: 1).moved(to: .cancelling, at: 2)
+        forward.reversedBy = MigrationID(6)
+        records.records[MigrationID(5)] = forward
+        let reverse = MigrationRequest.reverse(of: forward, id: MigrationID(6))
+        #expect(reverse.source == forward.destination && reverse.destination == forward.source
+                && reverse.reverses == MigrationID(5) && reverse.strategy == .fulva)
+        records.records[MigrationID(6)] = reverse.record(createdAt: 3)
+        #expect(records.records[MigrationID(6)]?.reverseOf == MigrationID(5))
+        let host = InstantHost()
+        let manager = MigrationManager(host: host, serverID: forward.source, records: records)
+        try manager.accept(reverse)
+        let final = try #require(manager.drive(MigrationID(6)))
+        #expect(final.phase == .done)
+        #expect(records.records[MigrationID(5)]?.phase == .cancelled)
+        #expect(records.records[MigrationID(6)]?.phase == .done)
+    }
+}
+
+/// A host during whose run an operator cancels: the record moves to
+/// cancelling when ownership is taken, and (with `.pull`) the first pull
+/// reports the cancel as the C++ host does once the reverse run froze the
+/// tablet here.
+final class CancellingHost: MigrationHost {
+    enum Moment { case ownership, pull }
+    let records: MemoryRecords
+    let id: MigrationID
+    let cancelAt: Moment
+    var calls: [String] = []
+    init(records: MemoryRecords, id: MigrationID, cancelAt: Moment) {
+        self.records = records
+        self.id = id
+        self.cancelAt = cancelAt
+    }
+    func log(_ level: LogLevel, _ message: String) {}
+    func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
+        calls.append("prepare")
+        return PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
+    }
+    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) {
+        calls.append("own")
+        records.records[id] = try? records.records[id]!.moved(to: .cancelling, at: 5)
+    }
+    func pull(_ request: MigrationRequest, _ batches: [PullBatch]) -> [PullOutcome] {
+        if cancelAt == .pull {
+            calls.append("pull")
+            return batches.map { _ in .failed(status: HostError.cancelled) }
+        }
+        return batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
+    }
+    func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
+    func finish(_ request: MigrationRequest) throws(HostError) { calls.append("finish") }
+    func abandon(_ request: MigrationRequest) throws(HostError) { calls.append("abandon") }
 }

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes meaning or layout. */
-#define FULVA_ABI_VERSION 8u
+#define FULVA_ABI_VERSION 9u
 
 enum {
     FULVA_OK = 0,
@@ -36,7 +36,9 @@ enum {
     /* A struct or ABI version on the other side does not match. */
     FULVA_ERROR_ABI_MISMATCH = 1004,
     /* No migration with this id is known here. */
-    FULVA_ERROR_UNKNOWN_MIGRATION = 1005
+    FULVA_ERROR_UNKNOWN_MIGRATION = 1005,
+    /* The migration was cancelled: its reverse run owns the tablet now. */
+    FULVA_ERROR_CANCELLED = 1006
 };
 
 /* The ABI version the library was built with. */
@@ -131,6 +133,10 @@ struct fulva_migration_request {
     uint64_t destination;
     uint32_t strategy;           /* FULVA_STRATEGY_* */
     uint32_t partitions;         /* 0: the plugin's default */
+    /* 0, or the migration this one cancels (a reverse run: `source` is
+     * that migration's destination, `destination` its source, which still
+     * holds its old copy of the tablet). */
+    uint64_t reverses;
 };
 
 /* The source's answer to Prepare, after it froze and drained the tablet. */
@@ -307,7 +313,12 @@ enum {
     FULVA_ANSWER_OBJECT = 1,        /* version and value follow */
     FULVA_ANSWER_TOMBSTONE = 2,     /* removed at this version */
     FULVA_ANSWER_ABSENT = 3,        /* authoritative: the key does not exist */
-    FULVA_ANSWER_NOT_YET_MOVED = 4  /* a destination that cannot tell yet */
+    FULVA_ANSWER_NOT_YET_MOVED = 4, /* a destination that cannot tell yet */
+    /* A reverse run's destination that cannot tell yet, with the old copy
+     * it still holds: the version and value of that copy follow, or (for
+     * _OVER_ABSENT) it held none. The other server's answer decides. */
+    FULVA_ANSWER_NOT_YET_MOVED_OVER_OBJECT = 5,
+    FULVA_ANSWER_NOT_YET_MOVED_OVER_ABSENT = 6
 };
 
 /* Enough for any tag: 14 bytes of header, 47 of identity, 2 of count and
