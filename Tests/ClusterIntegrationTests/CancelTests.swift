@@ -19,8 +19,31 @@ extension FulvaMigrationTests {
     /// whole history (three cancels) is linearizable, no operation failed,
     /// and the source ends with exactly the state the history implies.
     @Test func cancelAtTenFiftyAndNinetyPercentUnderLoad() throws {
+        let (history, _) = try cancelsUnderLoad(at: [(0.1, "fulva"), (0.5, "fulva"), (0.9, "fulva")])
+        let result = LinearizabilityChecker.check(history)
+        #expect(result.isLinearizable, "\(result.violations.prefix(2))")
+    }
+
+    /// The same run with the old source trusting its old copy during the
+    /// reverse run (FULVA_FAULTS=reverseTrustsOldEntries): reads there
+    /// return values the destination had overwritten, and the checker
+    /// must say so.
+    @Test func aReverseRunThatTrustsTheOldCopyIsCaught() throws {
+        let (history, _) = try cancelsUnderLoad(at: [(0.5, "fulva"), (0.9, "fulva")], faults: "reverseTrustsOldEntries", checkFinish: false)
+        let result = LinearizabilityChecker.check(history)
+        #expect(!result.isLinearizable, "the stale copy was served and the checker saw no violation")
+        print("reverse run trusting the old copy: \(result.violations.count) violations, e.g. \(result.violations.prefix(1))")
+    }
+
+    /// Starts a throttled migration of a whole table under protocol-client
+    /// load and cancels it at each mark in turn; returns the history
+    /// (with a final read of every key at the source).
+    func cancelsUnderLoad(at marks: [(Double, String)], faults: String? = nil,
+                          checkFinish: Bool = true) throws -> (History, [RecordedOperation]) {
         setenv("RAMCLOUD_IDLE_SLEEP", "1", 1)
-        let cluster = try TestCluster(Self.spec(), seconds: 420, what: "cancelAtTenFiftyAndNinetyPercentUnderLoad")
+        var spec = Self.spec()
+        if let faults { spec.masterEnvironment["FULVA_FAULTS"] = faults }
+        let cluster = try TestCluster(spec, seconds: 420, what: "cancelsUnderLoad")
         defer { cluster.stop() }
         let state = cluster.state
         try Self.waitForPlugins(state)
@@ -39,11 +62,12 @@ extension FulvaMigrationTests {
         #expect(load.recorder.count >= 3000, "the clients are running: \(load.errors.all.prefix(3))")
 
         let started = monotonicNanos()
-        for target in [0.1, 0.5, 0.9] {
+        for (target, strategy) in marks {
             // About 10 s for the table (1 MB) at this rate: room to catch
             // each mark, and a second for the cancel to land before 100%.
             let start = try Self.rcMigrate(["start", "--table", "cancelled", "--to", String(destination),
-                                            "--throttle", "0.1", "--storage", state.externalStorage])
+                                            "--strategy", strategy, "--throttle", "0.1",
+                                            "--storage", state.externalStorage])
             #expect(start.status == 0, "rc-migrate start: \(start.err)")
             let id = try #require(UInt64(start.out.trimmingCharacters(in: .whitespacesAndNewlines)))
             var progress = 0.0
@@ -60,7 +84,7 @@ extension FulvaMigrationTests {
             let forward = try #require(try store.load(MigrationID(id)))
             let reverseID = try #require(forward.reversedBy, "\(forward)")
             let reverse = try #require(try store.load(reverseID))
-            print("cancel at \(Int(target * 100))%: \(id) was at \(Int(progress * 100))% -> \(forward.phase); reverse run "
+            print("cancel at \(Int(target * 100))% (\(strategy)): \(id) was at \(Int(progress * 100))% -> \(forward.phase); reverse run "
                 + "\(reverseID.rawValue) \(reverse.phase), moved back \(reverse.objectsMoved) entries in "
                 + "\(reverse.updatedAt - reverse.createdAt) ms")
             #expect(forward.phase == .cancelled && reverse.phase == .done && reverse.reverseOf == MigrationID(id))
@@ -84,7 +108,7 @@ extension FulvaMigrationTests {
         var operations = load.recorder.all
         let failed = operations.filter(\.failed)
         #expect(failed.isEmpty, "failed operations: \(load.errors.all.prefix(5))")
-        print("three cancels under load: \(operations.count) operations, \(failed.count) failed, "
+        print("cancels under load: \(operations.count) operations, \(failed.count) failed, "
             + "\(operations.filter(\.routing.dualRead).count) dual reads")
         let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let final = try Self.finalState(verifier, server: ServerID(source), table: table, keys: keys,
@@ -93,8 +117,7 @@ extension FulvaMigrationTests {
         #expect(final.tagged == 0, "the source owns the table normally")
         let history = History(operations: operations, initialValues: initial,
                               timeline: MigrationTimeline(startedAt: started, endedAt: ended))
-        let result = LinearizabilityChecker.check(history)
-        #expect(result.isLinearizable, "\(result.violations.prefix(2))")
+        guard checkFinish else { return (history, operations) }
 
         // A migration that finished cannot be cancelled, and a cancel of
         // an unknown id is an error; neither changes anything.
@@ -107,5 +130,6 @@ extension FulvaMigrationTests {
         #expect(try admin.owner(table: table, keyHash: 0) == destination)
         let unknown = try Self.rcMigrate(["cancel", "999999", "--storage", state.externalStorage])
         #expect(unknown.status == 1 && unknown.err.contains("no migration 999999"), "\(unknown.err)")
+        return (history, operations)
     }
 }
