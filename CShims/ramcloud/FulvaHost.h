@@ -66,6 +66,11 @@ class FulvaHost {
               Service::Rpc* rpc);
     bool recoverIntoSource(uint64_t tableId, uint64_t firstKeyHash,
                            uint64_t lastKeyHash);
+    bool recoverIntoTarget(uint64_t tableId, uint64_t firstKeyHash,
+                           uint64_t lastKeyHash);
+    bool abandonRecoveryIntoTarget(uint64_t tableId, uint64_t firstKeyHash,
+                                   uint64_t lastKeyHash);
+    bool removedSince(Key& key, uint64_t version);
     void read(const WireFormat::FulvaRead::Request* reqHdr,
               WireFormat::FulvaRead::Response* respHdr,
               Service::Rpc* rpc);

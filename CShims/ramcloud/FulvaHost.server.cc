@@ -934,6 +934,67 @@ FulvaHost::recoverIntoSource(uint64_t tableId, uint64_t firstKeyHash,
 }
 
 /**
+ * Crash recovery asks this master to recover a tablet it owns as the
+ * destination of a migration: the migration's source crashed, and the
+ * coordinator hands the source's entries of the tablet here (the records
+ * name the migration; see FulvaRecovery.h). What is here is the latest of
+ * every key it holds (versions at or above the floor, copies pulled from
+ * the source, removals), and the source's log holds the rest as it was
+ * frozen, so replaying that log under what is here, higher version
+ * winning and a key removed here staying removed (removedSince), makes
+ * the tablet whole. The tablet is not ready while the replay runs (clients
+ * retry) and ordinary once recovery ends; the migration cannot go on.
+ *
+ * eturn
+ *      False when no tablet of exactly this range migrates here: the
+ *      caller's ordinary overlap handling applies.
+ */
+bool
+FulvaHost::recoverIntoTarget(uint64_t tableId, uint64_t firstKeyHash,
+                             uint64_t lastKeyHash)
+{
+    std::shared_ptr<Target> target = findTarget(tableId, firstKeyHash);
+    if (!target || target->request.tablet.firstKeyHash != firstKeyHash ||
+            target->request.tablet.lastKeyHash != lastKeyHash)
+        return false;
+    if (!master->tabletManager.changeState(tableId, firstKeyHash, lastKeyHash,
+            TabletManager::FULVA_TARGET, TabletManager::NOT_READY))
+        return false;
+    LOG(NOTICE, "Fulva: migration %lu: its source crashed; recovering the "
+            "source's entries of tablet [0x%lx, 0x%lx] of table %lu here, "
+            "under what this master holds (higher versions win, removals "
+            "here stand)", target->request.migrationId, firstKeyHash,
+            lastKeyHash, tableId);
+    return true;
+}
+
+/// A recovery into a migration's destination failed: the tablet goes back
+/// to the migrating state (the coordinator retries the recovery later).
+bool
+FulvaHost::abandonRecoveryIntoTarget(uint64_t tableId, uint64_t firstKeyHash,
+                                     uint64_t lastKeyHash)
+{
+    std::shared_ptr<Target> target = findTarget(tableId, firstKeyHash);
+    return target && master->tabletManager.changeState(tableId, firstKeyHash,
+            lastKeyHash, TabletManager::NOT_READY,
+            TabletManager::FULVA_TARGET);
+}
+
+/// Whether a migration into this master removed the key at `version` or
+/// later (a replayed copy of that version or older must not come back).
+bool
+FulvaHost::removedSince(Key& key, uint64_t version)
+{
+    std::shared_ptr<Target> target = findTarget(key.getTableId(),
+                                                key.getHash());
+    if (!target)
+        return false;
+    std::lock_guard<std::mutex> guard(target->mutex);
+    auto removed = target->removed.find(keyString(key));
+    return removed != target->removed.end() && removed->second >= version;
+}
+
+/**
  * ObjectManager::removeOrphanedObjects with pauses: the same bucket-by-
  * bucket removal of objects no tablet here covers any more, but it sleeps
  * briefly after every few thousand buckets. Run flat out, its tablet lookup
@@ -2060,6 +2121,17 @@ FulvaHost::opAbandon(void* context, const fulva_migration_request* request,
         auto it = host->incoming.find(request->migrationId);
         if (it != host->incoming.end())
             state = it->second;
+    }
+    TabletManager::Tablet tablet;
+    if (state.owned && host->master->tabletManager.getTablet(t.tableId,
+            t.firstKeyHash, t.lastKeyHash, &tablet) &&
+            tablet.state == TabletManager::NORMAL) {
+        // The source crashed and recovery brought its entries here
+        // (recoverIntoTarget): the tablet is whole and ordinary.
+        host->forgetTarget(request->migrationId);
+        report(error, errorLength, "the source crashed; its entries of the "
+               "tablet were recovered here, which serves all of it");
+        return FULVA_ERROR_REFUSED;
     }
     if (state.owned) {
         // The coordinator maps the tablet here: keep serving it (keys not

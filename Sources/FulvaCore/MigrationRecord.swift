@@ -128,8 +128,9 @@ public struct MigrationRecord: Hashable, Sendable {
                 + "there until moved again from \(source)"
         case (false, true):
             return "source \(source) crashed (\(phase), \(percent)% moved): \(destination) serves \(tablet); keys "
-                + "not yet moved (\(100 - percent)% of its buckets) are unavailable there, and RAMCloud's recovery of "
-                + "\(source) does not bring them back"
+                + "not yet moved (\(100 - percent)% of its buckets) are unavailable until RAMCloud has recovered "
+                + "\(source): its entries of the tablet are recovered into \(destination), under what it holds (higher "
+                + "versions win), and the tablet is whole there again"
         }
     }
 

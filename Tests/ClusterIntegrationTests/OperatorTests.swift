@@ -391,3 +391,159 @@ extension FulvaMigrationTests {
         #expect(missing == 0, "keys not yet moved are still there: \(missing) missing")
     }
 }
+
+extension FulvaMigrationTests {
+    /// The source is killed with SIGKILL mid-migration (replicas 1):
+    /// `rc-migrate status` marks the record FAILED with the cause; a table
+    /// on the destination keeps serving; the coordinator's recovery of the
+    /// source hands the source's entries of the migrating tablet to the
+    /// destination (ramcloud-patches/0030), which replays them under what
+    /// it holds, so every acknowledged write made at the destination (new
+    /// keys, overwrites, removes) and every key not yet moved reads back
+    /// from the destination.
+    @Test func aSourceKilledMidMigrationIsRecoveredIntoTheDestination() throws {
+        var spec = Self.spec()
+        spec.replicas = 1
+        spec.backupServers = 1
+        let cluster = try TestCluster(spec, seconds: 300, what: "aSourceKilledMidMigrationIsRecoveredIntoTheDestination")
+        defer { cluster.stop() }
+        let (launcher, state) = (cluster.launcher, cluster.state)
+        try Self.waitForPlugins(state)
+        _ = try ClientProgram.run(launcher, name: "client1", ["fill", "--keys", "20000", "--table", "sx"], timeout: 120)
+        let library = try RAMCloudLibrary(path: Build.home.library)
+        let client = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        let table = try client.tableID("sx")
+        let source = try client.owner(table: table, keyHash: 0)
+        let destination = try #require(try Self.masters(client).first { $0 != source })
+        let storage = ["--storage", state.externalStorage]
+        // A table that stays on the destination throughout.
+        let steady = try client.createTable("steady")
+        if try client.owner(table: steady, keyHash: 0) != destination {
+            let moved = try Self.rcMigrate(["start", "--table", "steady", "--to", String(destination), "--wait"] + storage)
+            #expect(moved.status == 0, "\(moved.err)")
+        }
+        // A slow migration (about 8 s at the throttle) of the whole table.
+        let bytes = try client.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).bytes
+        let rate = Double(bytes) / 8 / 1e6
+        let started = try Self.rcMigrate(["start", "--table", "sx", "--to", String(destination), "--throttle", String(rate)] + storage)
+        #expect(started.status == 0, "\(started.err)")
+        let id = try #require(UInt64(started.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
+        for _ in 0..<200 {
+            if let r = try store.load(MigrationID(id)), r.phase == .moving, r.bytesMoved > 0 { break }
+            usleep(50_000)
+        }
+
+        // Acknowledged at the destination: new keys, overwrites, removes.
+        var acknowledged: [String: String?] = [:]
+        for i in 0..<200 {
+            _ = try client.write(table: table, key: Array("new\(i)".utf8), value: Array("v\(i)".utf8))
+            acknowledged["new\(i)"] = "v\(i)"
+        }
+        for i in 0..<50 {
+            _ = try client.write(table: table, key: Array("key\(i)".utf8), value: Array("over\(i)".utf8))
+            acknowledged["key\(i)"] = "over\(i)"
+        }
+        for i in 50..<60 {
+            try client.remove(table: table, key: Array("key\(i)".utf8))
+            acknowledged["key\(i)"] = String?.none
+        }
+        let before = try #require(try store.load(MigrationID(id)))
+        #expect(before.phase == .moving && before.progress < 0.9, "still moving when the source dies: \(before)")
+
+        // The steady table on the destination is read and written all
+        // along: reads answer, and writes wait at most while the
+        // destination's open segment has its replica on the dead server
+        // (until the crash is declared and it re-replicates), never fail.
+        let probing = ManagedAtomic<Bool>(true)
+        let probeErrors = HistoryErrors()
+        let probeCount = ManagedAtomic<Int>(0)
+        let longestWriteMillis = ManagedAtomic<Int>(0)
+        let prober = Thread {
+            guard let probe = try? RAMCloudClient(library: library, coordinator: state.externalStorage) else {
+                probeErrors.add("no connection")
+                return
+            }
+            var i = 0
+            while probing.load(ordering: .relaxed) {
+                do {
+                    let began = Date()
+                    _ = try probe.write(table: steady, key: Array("s\(i % 100)".utf8), value: Array("x\(i)".utf8))
+                    let wrote = Int(Date().timeIntervalSince(began) * 1000)
+                    if wrote > longestWriteMillis.load(ordering: .relaxed) { longestWriteMillis.store(wrote, ordering: .relaxed) }
+                    let read = try probe.read(table: steady, key: Array("s\(i % 100)".utf8))
+                    if read.map({ String(decoding: $0.value, as: UTF8.self) }) != "x\(i)" { probeErrors.add("s\(i % 100) read back wrong") }
+                } catch {
+                    probeErrors.add("\(error)")
+                }
+                probeCount.wrappingIncrement(ordering: .relaxed)
+                i += 1
+                usleep(2_000)
+            }
+        }
+        prober.start()
+        defer { probing.store(false, ordering: .relaxed) }
+
+        let victimName = try #require(["master1", "master2"].first { name in
+            let log = (try? String(contentsOfFile: state.process(name)?.log ?? "", encoding: .utf8)) ?? ""
+            guard let line = log.split(separator: "\n").first(where: { $0.contains("My server ID is ") }),
+                  let parts = line.split(separator: " ").last?.split(separator: ".").compactMap({ UInt64($0) }),
+                  parts.count == 2 else { return false }
+            return parts[1] << 32 | parts[0] == source
+        })
+        let victim = try #require(state.process(victimName))
+        kill(victim.pid, SIGKILL)
+        let killedAt = Date()
+
+        // status marks the record FAILED, naming the dead source.
+        var status = (status: Int32(0), out: "", err: "")
+        for _ in 0..<60 {
+            status = try Self.rcMigrate(["status", String(id), "--json"] + storage, timeout: 30)
+            if status.out.contains("\"phase\":\"failed\"") { break }
+            usleep(500_000)
+        }
+        #expect(status.out.contains("\"phase\":\"failed\"") && status.out.contains("source server \(source) crashed"),
+                "status after the kill: \(status.out) \(status.err)")
+
+        // RAMCloud recovers the source; the destination's log says when
+        // the source's entries of the tablet were recovered there.
+        let destinationLog = try #require(state.process(victimName == "master1" ? "master2" : "master1")).log
+        var recovered = false
+        for _ in 0..<240 where !recovered {
+            usleep(250_000)
+            let log = (try? String(contentsOfFile: destinationLog, encoding: .utf8)) ?? ""
+            recovered = log.contains("its source crashed; recovering") && log.contains("Reporting completion of recovery")
+        }
+        #expect(recovered, "the destination recovered the source's entries")
+        let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
+        var readable = false
+        for _ in 0..<120 where !readable {
+            readable = (try? verifier.read(table: table, key: Array("new0".utf8))) != nil
+            if !readable { usleep(250_000) }
+        }
+        print(String(format: "source killed; the destination serves the whole table after %.1f s", Date().timeIntervalSince(killedAt)))
+        #expect(try client.owner(table: table, keyHash: 0) == destination, "the destination owns the table")
+        usleep(500_000)
+        probing.store(false, ordering: .relaxed)
+        usleep(100_000)
+        let longestWrite = longestWriteMillis.load(ordering: .relaxed)
+        print("steady table: \(probeCount.load(ordering: .relaxed)) writes and reads, longest write \(longestWrite) ms")
+        #expect(probeErrors.all.isEmpty, "the steady table kept serving: \(probeErrors.all.prefix(3))")
+        #expect(probeCount.load(ordering: .relaxed) > 50)
+        #expect(longestWrite < 30_000, "a write waited for the re-replication at most that long")
+
+        var wrong: [String] = []
+        for (key, value) in acknowledged {
+            let got = try verifier.read(table: table, key: Array(key.utf8)).map { String(decoding: $0.value, as: UTF8.self) }
+            if got != value { wrong.append("\(key): \(got ?? "absent") instead of \(value ?? "absent")") }
+        }
+        #expect(wrong.isEmpty, "acknowledged writes read back after recovery: \(wrong.prefix(5))")
+        var missing = 0
+        for i in stride(from: 60, to: 20_000, by: 7) where try verifier.read(table: table, key: Array("key\(i)".utf8)) == nil {
+            missing += 1
+        }
+        #expect(missing == 0, "keys not yet moved are there: \(missing) missing")
+        #expect(try verifier.inventory(server: ServerID(destination), tablet: Tablet(tableID: table)).objects == 20_000 - 10 + 200,
+                "the destination holds the whole table")
+    }
+}

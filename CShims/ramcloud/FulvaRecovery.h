@@ -1,0 +1,111 @@
+/* Copyright (c) 2026 Fulva authors.
+ *
+ * FulvaRecovery: what the coordinator's crash recovery needs to know of
+ * Fulva. A migration's destination owns the tablet in the coordinator's
+ * map from early on, while the source still holds the keys not yet moved;
+ * when the source crashes, stock recovery recovers only the tablets mapped
+ * to it, and those keys would be lost. The migration records (which the
+ * destination keeps in the cluster's external storage, next to RAMCloud's
+ * own state) name every tablet moving out of the crashed master and its
+ * destination: recovery adds a partition for each, of the crashed master's
+ * entries of that range, and hands it to the destination, which replays it
+ * under what it holds (FulvaHost::recoverIntoTarget).
+ *
+ * Header only: Recovery.cc includes it (ramcloud-patches/0030).
+ */
+#ifndef RAMCLOUD_FULVARECOVERY_H
+#define RAMCLOUD_FULVARECOVERY_H
+
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "Buffer.h"
+#include "ExternalStorage.h"
+#include "ServerId.h"
+
+namespace RAMCloud {
+namespace FulvaRecovery {
+
+/// A tablet a migration out of the crashed master was moving, and where.
+struct MovingTablet {
+    MovingTablet()
+        : migrationId(0), tableId(0), firstKeyHash(0), lastKeyHash(0),
+          destination() {}
+    uint64_t migrationId;
+    uint64_t tableId;
+    uint64_t firstKeyHash;
+    uint64_t lastKeyHash;
+    ServerId destination;
+};
+
+/// The "key=value" lines of a migration record (FulvaZooKeeper's
+/// RecordCodec).
+inline std::map<std::string, std::string>
+fields(const char* bytes, int length)
+{
+    std::map<std::string, std::string> out;
+    std::string text(bytes, static_cast<size_t>(length));
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos)
+            end = text.size();
+        size_t equals = text.find('=', start);
+        if (equals != std::string::npos && equals < end)
+            out[text.substr(start, equals - start)] =
+                    text.substr(equals + 1, end - equals - 1);
+        start = end + 1;
+    }
+    return out;
+}
+
+/// The migrations whose source is `crashed` and that have not ended
+/// (moving, or cancelling: a cancel's reverse run is a record of its own,
+/// whose source is the cancelled run's destination), from the records
+/// under /fulva/<cluster>/migrations. The cluster's name is the last part
+/// of the coordinator's workspace ("/ramcloud/<cluster>/").
+inline std::vector<MovingTablet>
+tabletsMovingFrom(ExternalStorage* storage, ServerId crashed)
+{
+    std::vector<MovingTablet> moving;
+    if (storage == NULL)
+        return moving;
+    std::string workspace = storage->getWorkspace();
+    while (!workspace.empty() && workspace.back() == '/')
+        workspace.pop_back();
+    std::string cluster = workspace.substr(workspace.rfind('/') + 1);
+    std::string root = "/fulva/" + cluster + "/migrations";
+    std::vector<ExternalStorage::Object> records;
+    try {
+        storage->getChildren(root.c_str(), &records);
+    } catch (...) {
+        return moving;
+    }
+    for (ExternalStorage::Object& record : records) {
+        if (record.value == NULL)
+            continue;
+        std::map<std::string, std::string> f = fields(record.value,
+                                                      record.length);
+        const std::string& phase = f["phase"];
+        if (phase != "moving" && phase != "cancelling")
+            continue;
+        if (strtoull(f["source"].c_str(), NULL, 10) != crashed.getId())
+            continue;
+        MovingTablet tablet;
+        tablet.migrationId = strtoull(f["id"].c_str(), NULL, 10);
+        tablet.tableId = strtoull(f["table"].c_str(), NULL, 10);
+        tablet.firstKeyHash = strtoull(f["firstKeyHash"].c_str(), NULL, 10);
+        tablet.lastKeyHash = strtoull(f["lastKeyHash"].c_str(), NULL, 10);
+        tablet.destination = ServerId(strtoull(f["destination"].c_str(),
+                                               NULL, 10));
+        moving.push_back(tablet);
+    }
+    return moving;
+}
+
+} // namespace FulvaRecovery
+} // namespace RAMCloud
+
+#endif // RAMCLOUD_FULVARECOVERY_H
