@@ -9,7 +9,10 @@
  * own state) name every tablet moving out of the crashed master and its
  * destination: recovery adds a partition for each, of the crashed master's
  * entries of that range, and hands it to the destination, which replays it
- * under what it holds (FulvaHost::recoverIntoTarget).
+ * under what it holds (FulvaHost::recoverIntoTarget). A tablet moving into
+ * the crashed master is recovered into its source, which still holds it
+ * frozen (FulvaHost::recoverIntoSource), rather than into a master chosen
+ * at random, which would get only the crashed master's part of it.
  *
  * Header only: Recovery.cc includes it (ramcloud-patches/0030).
  */
@@ -28,15 +31,16 @@
 namespace RAMCloud {
 namespace FulvaRecovery {
 
-/// A tablet a migration out of the crashed master was moving, and where.
+/// A tablet a migration that has not ended is moving, and between whom.
 struct MovingTablet {
     MovingTablet()
         : migrationId(0), tableId(0), firstKeyHash(0), lastKeyHash(0),
-          destination() {}
+          source(), destination() {}
     uint64_t migrationId;
     uint64_t tableId;
     uint64_t firstKeyHash;
     uint64_t lastKeyHash;
+    ServerId source;
     ServerId destination;
 };
 
@@ -61,13 +65,13 @@ fields(const char* bytes, int length)
     return out;
 }
 
-/// The migrations whose source is `crashed` and that have not ended
-/// (moving, or cancelling: a cancel's reverse run is a record of its own,
-/// whose source is the cancelled run's destination), from the records
-/// under /fulva/<cluster>/migrations. The cluster's name is the last part
-/// of the coordinator's workspace ("/ramcloud/<cluster>/").
+/// The migrations past Prepare that have not ended (moving, or
+/// cancelling: a cancel's reverse run is a record of its own, whose source
+/// is the cancelled run's destination) and involve `crashed`, from the
+/// records under /fulva/<cluster>/migrations. The cluster's name is the
+/// last part of the coordinator's workspace ("/ramcloud/<cluster>/").
 inline std::vector<MovingTablet>
-tabletsMovingFrom(ExternalStorage* storage, ServerId crashed)
+tabletsMoving(ExternalStorage* storage, ServerId crashed)
 {
     std::vector<MovingTablet> moving;
     if (storage == NULL)
@@ -91,15 +95,17 @@ tabletsMovingFrom(ExternalStorage* storage, ServerId crashed)
         const std::string& phase = f["phase"];
         if (phase != "moving" && phase != "cancelling")
             continue;
-        if (strtoull(f["source"].c_str(), NULL, 10) != crashed.getId())
+        uint64_t source = strtoull(f["source"].c_str(), NULL, 10);
+        uint64_t destination = strtoull(f["destination"].c_str(), NULL, 10);
+        if (source != crashed.getId() && destination != crashed.getId())
             continue;
         MovingTablet tablet;
         tablet.migrationId = strtoull(f["id"].c_str(), NULL, 10);
         tablet.tableId = strtoull(f["table"].c_str(), NULL, 10);
         tablet.firstKeyHash = strtoull(f["firstKeyHash"].c_str(), NULL, 10);
         tablet.lastKeyHash = strtoull(f["lastKeyHash"].c_str(), NULL, 10);
-        tablet.destination = ServerId(strtoull(f["destination"].c_str(),
-                                               NULL, 10));
+        tablet.source = ServerId(source);
+        tablet.destination = ServerId(destination);
         moving.push_back(tablet);
     }
     return moving;

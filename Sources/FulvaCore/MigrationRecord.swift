@@ -64,6 +64,9 @@ public struct MigrationRecord: Hashable, Sendable {
     /// cancels (set on the reverse run).
     public var reversedBy: MigrationID?
     public var reverseOf: MigrationID?
+    /// The destination has moved every batch and begun finishing (the
+    /// source drops its copy): too late to cancel.
+    public var finishing = false
 
     /// How long each phase the record went through lasted, in
     /// milliseconds; a phase not yet left counts until `now`.
@@ -140,6 +143,7 @@ public struct MigrationRecord: Hashable, Sendable {
         case .preparing: return .releaseSource
         case .moving:
             if strategy == .source { throw .cancelTooLate(id, phase) }
+            if finishing { throw .invalidRequest("\(id) is finishing (every batch has moved): too late to cancel") }
             return .reverse
         case .cancelling, .done, .cancelled, .failed: throw .cancelTooLate(id, phase)
         }

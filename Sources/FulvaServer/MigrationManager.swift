@@ -113,7 +113,7 @@ public final class MigrationManager: @unchecked Sendable {
 
     /// Copies this master's view of a migration into its durable record.
     /// A phase change the record refuses is an error; figures are best effort.
-    private func publish(_ id: MigrationID, phase: MigrationPhase? = nil) throws(HostError) {
+    private func publish(_ id: MigrationID, phase: MigrationPhase? = nil, finishing: Bool = false) throws(HostError) {
         guard let records, let (mine, _) = status(id) else { return }
         var throttle = mine.throttleBytesPerSecond
         var cancelled = false
@@ -127,6 +127,7 @@ public final class MigrationManager: @unchecked Sendable {
                     cancelled = true
                     throw FulvaError.cancelTooLate(id, record.phase)
                 }
+                if finishing { record.finishing = true }
                 if let phase, record.phase != phase {
                     record = try record.moved(to: phase, at: mine.updatedAt, error: mine.lastError)
                 }
@@ -203,11 +204,17 @@ public final class MigrationManager: @unchecked Sendable {
         var prepared = false
         do throws(HostError) {
             try run(request, prepared: &prepared)
-            // Done is recorded before the source drops its copy: a cancel
-            // that got to the record first stops this run here, with the
-            // source's frozen copy still there for the reverse run.
-            try publish(id, phase: .done)
+            // The record says "finishing" before the source drops its
+            // copy: a cancel that got to the record first stops this run
+            // here, with the frozen copy still there for the reverse run,
+            // and a cancel that comes later is refused. Done is recorded
+            // once the source has dropped the copy, so a migration that
+            // starts after it never meets the copy's leftovers.
+            try publish(id, finishing: true)
+            try host.finish(request)
             enter(id, .done)
+            try publish(id, phase: .done)
+            host.log(.notice, "\(id): \(request.tablet) moved from \(request.source) to \(request.destination)")
         } catch where error.status == HostError.cancelled {
             // Before Prepare the source never froze the tablet: undo this
             // side. After it, the reverse run takes the tablet from here.
@@ -227,15 +234,6 @@ public final class MigrationManager: @unchecked Sendable {
         } catch {
             fail(request, error)
             return status(id)?.record
-        }
-        do throws(HostError) {
-            try host.finish(request)
-            host.log(.notice, "\(id): \(request.tablet) moved from \(request.source) to \(request.destination)")
-        } catch {
-            // The tablet serves here and the record says done; only the
-            // source's copy may be left to drop.
-            host.log(.error, "\(id) done, but finishing it here failed: \(error)")
-            update(id) { $0.lastError = error.description }
         }
         if let forward = request.reverses, let records {
             do {

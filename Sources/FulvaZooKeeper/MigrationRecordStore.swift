@@ -254,6 +254,7 @@ public enum RecordCodec {
         for phase in MigrationPhase.allCases { if let time = r.enteredAt[phase] { lines.append("entered.\(phase.rawValue)=\(time)") } }
         if let m = r.reversedBy { lines.append("reversedBy=\(m.rawValue)") }
         if let m = r.reverseOf { lines.append("reverseOf=\(m.rawValue)") }
+        if r.finishing { lines.append("finishing=1") }
         if let error = r.lastError { lines.append("lastError=" + String(error.map { $0 == "\n" ? " " : $0 })) }
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -289,6 +290,7 @@ public enum RecordCodec {
         }
         record.reversedBy = number("reversedBy").map(MigrationID.init)
         record.reverseOf = number("reverseOf").map(MigrationID.init)
+        record.finishing = fields["finishing"] == "1"
         return record
     }
 }

@@ -659,6 +659,7 @@ struct Cancel: ParsableCommand {
                 do {
                     record = try store.update(id) { r in
                         guard r.phase == .moving else { throw FulvaError.cancelTooLate(id, r.phase) }
+                        guard !r.finishing else { throw FulvaError.invalidRequest("\(id) is finishing (every batch has moved): too late to cancel") }
                         r = try r.moved(to: .cancelling, at: now())
                         r.reversedBy = written.id
                     }

@@ -22,6 +22,7 @@ import Testing
         record.throttleBytesPerSecond = 2_500_000
         record.reversedBy = MigrationID(43)
         record.reverseOf = MigrationID(41)
+        record.finishing = true
         record.lastError = "line one\nline two"
         let decoded = try #require(RecordCodec.decode(RecordCodec.encode(record)))
         var expected = record
@@ -128,6 +129,25 @@ final class InstantHost: MigrationHost {
         #expect(records.records[MigrationID(4)]?.phase == .cancelling)
     }
 
+    /// The record says "finishing" when the source is told to drop its
+    /// copy, and done only after: a cancel is refused from "finishing" on,
+    /// so it never meets a dropped copy.
+    @Test func finishingIsRecordedBeforeTheDropAndRefusesACancel() throws {
+        let records = MemoryRecords()
+        records.records[MigrationID(7)] = request(7).record(createdAt: 0)
+        let host = FinishWatchingHost(records: records, id: MigrationID(7))
+        let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
+        try manager.accept(request(7))
+        #expect(try #require(manager.drive(MigrationID(7))).phase == .done)
+        let atFinish = try #require(host.recordAtFinish)
+        #expect(atFinish.phase == .moving && atFinish.finishing)
+        #expect(throws: FulvaError.self) { try atFinish.cancelAction() }
+        var moving = try request(8).record(createdAt: 0).moved(to: .moving, at: 1)
+        #expect(try moving.cancelAction() == .reverse)
+        moving.finishing = true
+        #expect(throws: FulvaError.self) { try moving.cancelAction() }
+    }
+
     /// The reverse run's end is the cancelled migration's end.
     @Test func theReverseRunsEndMarksTheCancelledMigrationCancelled() throws {
         let records = MemoryRecords()
@@ -184,4 +204,26 @@ final class CancellingHost: MigrationHost {
     func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
     func finish(_ request: MigrationRequest) throws(HostError) { calls.append("finish") }
     func abandon(_ request: MigrationRequest) throws(HostError) { calls.append("abandon") }
+}
+
+/// An instant host that notes the stored record when it is told to finish.
+final class FinishWatchingHost: MigrationHost {
+    let records: MemoryRecords
+    let id: MigrationID
+    var recordAtFinish: MigrationRecord?
+    init(records: MemoryRecords, id: MigrationID) {
+        self.records = records
+        self.id = id
+    }
+    func log(_ level: LogLevel, _ message: String) {}
+    func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
+        PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
+    }
+    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) {}
+    func pull(_ request: MigrationRequest, _ batches: [PullBatch]) -> [PullOutcome] {
+        batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
+    }
+    func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
+    func finish(_ request: MigrationRequest) throws(HostError) { recordAtFinish = records.records[id] }
+    func abandon(_ request: MigrationRequest) throws(HostError) {}
 }
