@@ -274,37 +274,12 @@ extension FulvaMigrationTests {
         let toBackup = try Self.rcMigrate(["start", "--table", "fx", "--to", String(backup)] + storage)
         #expect(toBackup.status == 1 && toBackup.err.contains("not a live master"), "\(toBackup.err)")
         // A table that stays on the source throughout.
-        let steady = try client.createTable("steady")
-        if try client.owner(table: steady, keyHash: 0) != source {
-            let moved = try Self.rcMigrate(["start", "--table", "steady", "--to", String(source), "--wait"] + storage)
-            #expect(moved.status == 0, "\(moved.err)")
-        }
-        // A slow migration (about 8 s at the throttle) of the whole table.
-        let bytes = try client.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).bytes
-        let rate = Double(bytes) / 8 / 1e6
-        let started = try Self.rcMigrate(["start", "--table", "fx", "--to", String(destination), "--throttle", String(rate)] + storage)
-        #expect(started.status == 0, "\(started.err)")
-        let id = try #require(UInt64(started.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let steady = try Self.steadyTable(client, on: source, storage: storage)
         let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
-        for _ in 0..<200 {
-            if let r = try store.load(MigrationID(id)), r.phase == .moving, r.bytesMoved > 0 { break }
-            usleep(50_000)
-        }
+        let id = try Self.startSlowMigration(client, store, table: "fx", id: table, from: source, to: destination,
+                                             storage: storage)
 
-        // Acknowledged at the destination: new keys, overwrites, removes.
-        var acknowledged: [String: String?] = [:]
-        for i in 0..<200 {
-            _ = try client.write(table: table, key: Array("new\(i)".utf8), value: Array("v\(i)".utf8))
-            acknowledged["new\(i)"] = "v\(i)"
-        }
-        for i in 0..<50 {
-            _ = try client.write(table: table, key: Array("key\(i)".utf8), value: Array("over\(i)".utf8))
-            acknowledged["key\(i)"] = "over\(i)"
-        }
-        for i in 50..<60 {
-            try client.remove(table: table, key: Array("key\(i)".utf8))
-            acknowledged["key\(i)"] = String?.none
-        }
+        let acknowledged = try Self.writeAtTheDestination(client, table: table)
         let before = try #require(try store.load(MigrationID(id)))
         #expect(before.phase == .moving && before.progress < 1, "still moving when the destination dies: \(before)")
 
@@ -313,37 +288,8 @@ extension FulvaMigrationTests {
         // segment still has its replica on the dead server's backup (until
         // the coordinator declares the crash and the source re-replicates:
         // RAMCloud's own durability rule), but never fails.
-        let probing = ManagedAtomic<Bool>(true)
-        let probeErrors = HistoryErrors()
-        let probeCount = ManagedAtomic<Int>(0)
-        let longestWriteMillis = ManagedAtomic<Int>(0)
-        let prober = Thread {
-            guard let probe = try? RAMCloudClient(library: library, coordinator: state.externalStorage) else {
-                probeErrors.add("no connection")
-                return
-            }
-            var i = 0
-            while probing.load(ordering: .relaxed) {
-                do {
-                    var began = Date()
-                    _ = try probe.write(table: steady, key: Array("s\(i % 100)".utf8), value: Array("x\(i)".utf8))
-                    let wrote = Int(Date().timeIntervalSince(began) * 1000)
-                    if wrote > longestWriteMillis.load(ordering: .relaxed) { longestWriteMillis.store(wrote, ordering: .relaxed) }
-                    began = Date()
-                    let read = try probe.read(table: steady, key: Array("s\(i % 100)".utf8))
-                    if read.map({ String(decoding: $0.value, as: UTF8.self) }) != "x\(i)" { probeErrors.add("s\(i % 100) read back wrong") }
-                    let took = Date().timeIntervalSince(began)
-                    if took > 1 { probeErrors.add(String(format: "a steady-table read took %.2f s", took)) }
-                } catch {
-                    probeErrors.add("\(error)")
-                }
-                probeCount.wrappingIncrement(ordering: .relaxed)
-                i += 1
-                usleep(2_000)
-            }
-        }
-        prober.start()
-        defer { probing.store(false, ordering: .relaxed) }
+        let prober = SteadyProber(library: library, coordinator: state.externalStorage, table: steady)
+        defer { _ = prober.stop() }
 
         let victimName = try #require(masters.first { $0.value == destination }?.key)
         let victim = try #require(state.process(victimName))
@@ -351,14 +297,7 @@ extension FulvaMigrationTests {
         let killedAt = Date()
 
         // status marks the record FAILED, naming the dead destination.
-        var status = (status: Int32(0), out: "", err: "")
-        for _ in 0..<60 {
-            status = try Self.rcMigrate(["status", String(id), "--json"] + storage, timeout: 30)
-            if status.out.contains("\"phase\":\"failed\"") { break }
-            usleep(500_000)
-        }
-        #expect(status.out.contains("\"phase\":\"failed\"") && status.out.contains("destination server \(destination) crashed"),
-                "status after the kill: \(status.out) \(status.err)")
+        try Self.expectFailedStatus(id, storage: storage, naming: "destination server \(destination) crashed")
 
         // RAMCloud recovers the tablet into the source.
         var owner: UInt64 = destination
@@ -369,26 +308,9 @@ extension FulvaMigrationTests {
         print(String(format: "destination killed; the source owns the table again after %.1f s", Date().timeIntervalSince(killedAt)))
         #expect(owner == source, "the source owns the table after recovery")
         usleep(500_000)
-        probing.store(false, ordering: .relaxed)
-        usleep(100_000)
-        let longestWrite = longestWriteMillis.load(ordering: .relaxed)
-        print("steady table: \(probeCount.load(ordering: .relaxed)) writes and reads, longest write \(longestWrite) ms "
-            + "(the coordinator declares a crash after \(spec.deadServerTimeoutMillis) ms of silence)")
-        #expect(probeErrors.all.isEmpty, "the steady table kept serving: \(probeErrors.all.prefix(3))")
-        #expect(probeCount.load(ordering: .relaxed) > 50)
-        #expect(longestWrite < 30_000, "a write waited for the re-replication at most that long")
+        prober.expectKeptServing(deadServerTimeoutMillis: spec.deadServerTimeoutMillis)
 
-        var wrong: [String] = []
-        for (key, value) in acknowledged {
-            let got = try client.read(table: table, key: Array(key.utf8)).map { String(decoding: $0.value, as: UTF8.self) }
-            if got != value { wrong.append("\(key): \(got ?? "absent") instead of \(value ?? "absent")") }
-        }
-        #expect(wrong.isEmpty, "acknowledged writes read back after recovery: \(wrong.prefix(5))")
-        var missing = 0
-        for i in stride(from: 60, to: 20_000, by: 7) where try client.read(table: table, key: Array("key\(i)".utf8)) == nil {
-            missing += 1
-        }
-        #expect(missing == 0, "keys not yet moved are still there: \(missing) missing")
+        try Self.expectReadable(acknowledged, client, table: table)
     }
 }
 
@@ -417,72 +339,22 @@ extension FulvaMigrationTests {
         let destination = try #require(try Self.masters(client).first { $0 != source })
         let storage = ["--storage", state.externalStorage]
         // A table that stays on the destination throughout.
-        let steady = try client.createTable("steady")
-        if try client.owner(table: steady, keyHash: 0) != destination {
-            let moved = try Self.rcMigrate(["start", "--table", "steady", "--to", String(destination), "--wait"] + storage)
-            #expect(moved.status == 0, "\(moved.err)")
-        }
-        // A slow migration (about 8 s at the throttle) of the whole table.
-        let bytes = try client.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).bytes
-        let rate = Double(bytes) / 8 / 1e6
-        let started = try Self.rcMigrate(["start", "--table", "sx", "--to", String(destination), "--throttle", String(rate)] + storage)
-        #expect(started.status == 0, "\(started.err)")
-        let id = try #require(UInt64(started.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let steady = try Self.steadyTable(client, on: destination, storage: storage)
         let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage))
-        for _ in 0..<200 {
-            if let r = try store.load(MigrationID(id)), r.phase == .moving, r.bytesMoved > 0 { break }
-            usleep(50_000)
-        }
+        let id = try Self.startSlowMigration(client, store, table: "sx", id: table, from: source, to: destination,
+                                             storage: storage)
 
-        // Acknowledged at the destination: new keys, overwrites, removes.
-        var acknowledged: [String: String?] = [:]
-        for i in 0..<200 {
-            _ = try client.write(table: table, key: Array("new\(i)".utf8), value: Array("v\(i)".utf8))
-            acknowledged["new\(i)"] = "v\(i)"
-        }
-        for i in 0..<50 {
-            _ = try client.write(table: table, key: Array("key\(i)".utf8), value: Array("over\(i)".utf8))
-            acknowledged["key\(i)"] = "over\(i)"
-        }
-        for i in 50..<60 {
-            try client.remove(table: table, key: Array("key\(i)".utf8))
-            acknowledged["key\(i)"] = String?.none
-        }
+        let acknowledged = try Self.writeAtTheDestination(client, table: table)
         let before = try #require(try store.load(MigrationID(id)))
         #expect(before.phase == .moving && before.progress < 0.9, "still moving when the source dies: \(before)")
 
         // The steady table on the destination is read and written all
-        // along: reads answer, and writes wait at most while the
+        // along: reads answer (within 5 s: the destination replays the
+        // source's entries meanwhile), and writes wait at most while the
         // destination's open segment has its replica on the dead server
         // (until the crash is declared and it re-replicates), never fail.
-        let probing = ManagedAtomic<Bool>(true)
-        let probeErrors = HistoryErrors()
-        let probeCount = ManagedAtomic<Int>(0)
-        let longestWriteMillis = ManagedAtomic<Int>(0)
-        let prober = Thread {
-            guard let probe = try? RAMCloudClient(library: library, coordinator: state.externalStorage) else {
-                probeErrors.add("no connection")
-                return
-            }
-            var i = 0
-            while probing.load(ordering: .relaxed) {
-                do {
-                    let began = Date()
-                    _ = try probe.write(table: steady, key: Array("s\(i % 100)".utf8), value: Array("x\(i)".utf8))
-                    let wrote = Int(Date().timeIntervalSince(began) * 1000)
-                    if wrote > longestWriteMillis.load(ordering: .relaxed) { longestWriteMillis.store(wrote, ordering: .relaxed) }
-                    let read = try probe.read(table: steady, key: Array("s\(i % 100)".utf8))
-                    if read.map({ String(decoding: $0.value, as: UTF8.self) }) != "x\(i)" { probeErrors.add("s\(i % 100) read back wrong") }
-                } catch {
-                    probeErrors.add("\(error)")
-                }
-                probeCount.wrappingIncrement(ordering: .relaxed)
-                i += 1
-                usleep(2_000)
-            }
-        }
-        prober.start()
-        defer { probing.store(false, ordering: .relaxed) }
+        let prober = SteadyProber(library: library, coordinator: state.externalStorage, table: steady, readBound: 5)
+        defer { _ = prober.stop() }
 
         let victimName = try #require(["master1", "master2"].first { name in
             let log = (try? String(contentsOfFile: state.process(name)?.log ?? "", encoding: .utf8)) ?? ""
@@ -496,14 +368,7 @@ extension FulvaMigrationTests {
         let killedAt = Date()
 
         // status marks the record FAILED, naming the dead source.
-        var status = (status: Int32(0), out: "", err: "")
-        for _ in 0..<60 {
-            status = try Self.rcMigrate(["status", String(id), "--json"] + storage, timeout: 30)
-            if status.out.contains("\"phase\":\"failed\"") { break }
-            usleep(500_000)
-        }
-        #expect(status.out.contains("\"phase\":\"failed\"") && status.out.contains("source server \(source) crashed"),
-                "status after the kill: \(status.out) \(status.err)")
+        try Self.expectFailedStatus(id, storage: storage, naming: "source server \(source) crashed")
 
         // RAMCloud recovers the source; the destination's log says when
         // the source's entries of the tablet were recovered there.
@@ -524,26 +389,149 @@ extension FulvaMigrationTests {
         print(String(format: "source killed; the destination serves the whole table after %.1f s", Date().timeIntervalSince(killedAt)))
         #expect(try client.owner(table: table, keyHash: 0) == destination, "the destination owns the table")
         usleep(500_000)
-        probing.store(false, ordering: .relaxed)
-        usleep(100_000)
-        let longestWrite = longestWriteMillis.load(ordering: .relaxed)
-        print("steady table: \(probeCount.load(ordering: .relaxed)) writes and reads, longest write \(longestWrite) ms")
-        #expect(probeErrors.all.isEmpty, "the steady table kept serving: \(probeErrors.all.prefix(3))")
-        #expect(probeCount.load(ordering: .relaxed) > 50)
-        #expect(longestWrite < 30_000, "a write waited for the re-replication at most that long")
+        prober.expectKeptServing(deadServerTimeoutMillis: spec.deadServerTimeoutMillis)
 
+        try Self.expectReadable(acknowledged, verifier, table: table)
+        #expect(try verifier.inventory(server: ServerID(destination), tablet: Tablet(tableID: table)).objects == 20_000 - 10 + 200,
+                "the destination holds the whole table")
+    }
+}
+
+extension FulvaMigrationTests {
+    /// What a client writes at a migration's destination mid-migration and
+    /// sees acknowledged (new keys, overwrites of keys not yet moved,
+    /// removes), by key; nil for a removed key.
+    static func writeAtTheDestination(_ client: RAMCloudClient, table: UInt64) throws -> [String: String?] {
+        var acknowledged: [String: String?] = [:]
+        for i in 0..<200 {
+            _ = try client.write(table: table, key: Array("new\(i)".utf8), value: Array("v\(i)".utf8))
+            acknowledged["new\(i)"] = "v\(i)"
+        }
+        for i in 0..<50 {
+            _ = try client.write(table: table, key: Array("key\(i)".utf8), value: Array("over\(i)".utf8))
+            acknowledged["key\(i)"] = "over\(i)"
+        }
+        for i in 50..<60 {
+            try client.remove(table: table, key: Array("key\(i)".utf8))
+            acknowledged["key\(i)"] = String?.none
+        }
+        return acknowledged
+    }
+
+    /// Every acknowledged write reads back, and so does every filled key
+    /// (fulva-workload fill's "keyN") the writes left alone.
+    static func expectReadable(_ acknowledged: [String: String?], _ client: RAMCloudClient, table: UInt64) throws {
         var wrong: [String] = []
         for (key, value) in acknowledged {
-            let got = try verifier.read(table: table, key: Array(key.utf8)).map { String(decoding: $0.value, as: UTF8.self) }
+            let got = try client.read(table: table, key: Array(key.utf8)).map { String(decoding: $0.value, as: UTF8.self) }
             if got != value { wrong.append("\(key): \(got ?? "absent") instead of \(value ?? "absent")") }
         }
         #expect(wrong.isEmpty, "acknowledged writes read back after recovery: \(wrong.prefix(5))")
         var missing = 0
-        for i in stride(from: 60, to: 20_000, by: 7) where try verifier.read(table: table, key: Array("key\(i)".utf8)) == nil {
+        for i in stride(from: 60, to: 20_000, by: 7) where try client.read(table: table, key: Array("key\(i)".utf8)) == nil {
             missing += 1
         }
         #expect(missing == 0, "keys not yet moved are there: \(missing) missing")
-        #expect(try verifier.inventory(server: ServerID(destination), tablet: Tablet(tableID: table)).objects == 20_000 - 10 + 200,
-                "the destination holds the whole table")
+    }
+
+    /// A table created for the test that stays on `server` throughout.
+    static func steadyTable(_ client: RAMCloudClient, on server: UInt64, storage: [String]) throws -> UInt64 {
+        let steady = try client.createTable("steady")
+        if try client.owner(table: steady, keyHash: 0) != server {
+            let moved = try Self.rcMigrate(["start", "--table", "steady", "--to", String(server), "--wait"] + storage)
+            #expect(moved.status == 0, "\(moved.err)")
+        }
+        return steady
+    }
+
+    /// Starts a migration of the whole table throttled to last about 8 s
+    /// and returns its id once it moves data.
+    static func startSlowMigration(_ client: RAMCloudClient, _ store: MigrationRecordStore, table name: String, id table: UInt64,
+                                   from source: UInt64, to destination: UInt64, storage: [String]) throws -> UInt64 {
+        let bytes = try client.inventory(server: ServerID(source), tablet: Tablet(tableID: table)).bytes
+        let rate = Double(bytes) / 8 / 1e6
+        let started = try Self.rcMigrate(["start", "--table", name, "--to", String(destination), "--throttle", String(rate)] + storage)
+        #expect(started.status == 0, "\(started.err)")
+        let id = try #require(UInt64(started.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        for _ in 0..<200 {
+            if let r = try store.load(MigrationID(id)), r.phase == .moving, r.bytesMoved > 0 { break }
+            usleep(50_000)
+        }
+        return id
+    }
+
+    /// `rc-migrate status` marks the record FAILED with a cause naming the
+    /// dead server (within 30 s).
+    static func expectFailedStatus(_ id: UInt64, storage: [String], naming cause: String) throws {
+        var status = (status: Int32(0), out: "", err: "")
+        for _ in 0..<60 {
+            status = try Self.rcMigrate(["status", String(id), "--json"] + storage, timeout: 30)
+            if status.out.contains("\"phase\":\"failed\"") { break }
+            usleep(500_000)
+        }
+        #expect(status.out.contains("\"phase\":\"failed\"") && status.out.contains(cause),
+                "status after the kill: \(status.out) \(status.err)")
+    }
+}
+
+/// Writes and reads a table that does not migrate, over and over on a
+/// thread of its own, while a server dies: reads must answer (within 1 s
+/// unless told otherwise) and read back what was written; a write may wait while its master's
+/// open segment has its replica on the dead server (until the crash is
+/// declared and the segment re-replicated: RAMCloud's durability rule),
+/// but never fails.
+final class SteadyProber: @unchecked Sendable {
+    private let running = ManagedAtomic<Bool>(true)
+    private let errors = HistoryErrors()
+    private let count = ManagedAtomic<Int>(0)
+    private let longestWriteMillis = ManagedAtomic<Int>(0)
+    private let done = DispatchSemaphore(value: 0)
+
+    /// `readBound`: the longest a read may take, in seconds.
+    init(library: RAMCloudLibrary, coordinator: String, table: UInt64, readBound: Double = 1) {
+        let (running, errors, count, longest, done) = (running, errors, count, longestWriteMillis, done)
+        Thread {
+            defer { done.signal() }
+            guard let probe = try? RAMCloudClient(library: library, coordinator: coordinator) else {
+                errors.add("no connection")
+                return
+            }
+            var i = 0
+            while running.load(ordering: .relaxed) {
+                do {
+                    var began = Date()
+                    _ = try probe.write(table: table, key: Array("s\(i % 100)".utf8), value: Array("x\(i)".utf8))
+                    let wrote = Int(Date().timeIntervalSince(began) * 1000)
+                    if wrote > longest.load(ordering: .relaxed) { longest.store(wrote, ordering: .relaxed) }
+                    began = Date()
+                    let read = try probe.read(table: table, key: Array("s\(i % 100)".utf8))
+                    if read.map({ String(decoding: $0.value, as: UTF8.self) }) != "x\(i)" { errors.add("s\(i % 100) read back wrong") }
+                    let took = Date().timeIntervalSince(began)
+                    if took > readBound { errors.add(String(format: "a steady-table read took %.2f s", took)) }
+                } catch {
+                    errors.add("\(error)")
+                }
+                count.wrappingIncrement(ordering: .relaxed)
+                i += 1
+                usleep(2_000)
+            }
+        }.start()
+    }
+
+    /// Stops the thread and waits for it (at most 60 s: a write may be
+    /// waiting for re-replication); returns whether it stopped.
+    func stop() -> Bool {
+        guard running.exchange(false, ordering: .relaxed) else { return true }
+        return done.wait(timeout: .now() + 60) == .success
+    }
+
+    func expectKeptServing(deadServerTimeoutMillis: Int) {
+        #expect(stop(), "the prober stopped")
+        let longest = longestWriteMillis.load(ordering: .relaxed)
+        print("steady table: \(count.load(ordering: .relaxed)) writes and reads, longest write \(longest) ms "
+            + "(the coordinator declares a crash after \(deadServerTimeoutMillis) ms of silence)")
+        #expect(errors.all.isEmpty, "the steady table kept serving: \(errors.all.prefix(3))")
+        #expect(count.load(ordering: .relaxed) > 50)
+        #expect(longest < 30_000, "a write waited for the re-replication at most that long")
     }
 }

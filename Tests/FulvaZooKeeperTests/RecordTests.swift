@@ -47,21 +47,42 @@ final class MemoryRecords: MigrationRecordSink {
     }
 }
 
-/// A host whose source answers at once and never fails.
+/// A host whose source answers at once and never fails; hooks let a test
+/// act at ownership and at the finish, and make pulls report a cancel.
 final class InstantHost: MigrationHost {
     var ownershipTaken = false
     var abandoned = false
+    var calls: [String] = []
+    var whenOwning: () -> Void = {}
+    var whenFinishing: () -> Void = {}
+    /// Pulls answer as the C++ host does once a reverse run froze the tablet.
+    var pullsReportACancel = false
     func log(_ level: LogLevel, _ message: String) {}
     func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
-        PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
+        calls.append("prepare")
+        return PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
     }
-    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) { ownershipTaken = true }
+    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) {
+        calls.append("own")
+        ownershipTaken = true
+        whenOwning()
+    }
     func pull(_ request: MigrationRequest, _ batches: [PullBatch]) -> [PullOutcome] {
-        batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
+        if pullsReportACancel {
+            calls.append("pull")
+            return batches.map { _ in .failed(status: HostError.cancelled) }
+        }
+        return batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
     }
     func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
-    func finish(_ request: MigrationRequest) throws(HostError) {}
-    func abandon(_ request: MigrationRequest) throws(HostError) { abandoned = true }
+    func finish(_ request: MigrationRequest) throws(HostError) {
+        calls.append("finish")
+        whenFinishing()
+    }
+    func abandon(_ request: MigrationRequest) throws(HostError) {
+        calls.append("abandon")
+        abandoned = true
+    }
 }
 
 @Suite struct ManagerRecordTests {
@@ -106,7 +127,9 @@ final class InstantHost: MigrationHost {
     @Test func aCancelAfterPrepareStopsTheRunAndLeavesTheTabletToTheReverseRun() throws {
         let records = MemoryRecords()
         records.records[MigrationID(3)] = request(3).record(createdAt: 0)
-        let host = CancellingHost(records: records, id: MigrationID(3), cancelAt: .pull)
+        let host = InstantHost()
+        host.whenOwning = { records.records[MigrationID(3)] = try? records.records[MigrationID(3)]!.moved(to: .cancelling, at: 5) }
+        host.pullsReportACancel = true
         let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
         try manager.accept(request(3))
         let final = try #require(manager.drive(MigrationID(3)))
@@ -120,7 +143,8 @@ final class InstantHost: MigrationHost {
     @Test func aCancelThatBeatsTheFinishKeepsTheSourcesCopy() throws {
         let records = MemoryRecords()
         records.records[MigrationID(4)] = request(4).record(createdAt: 0)
-        let host = CancellingHost(records: records, id: MigrationID(4), cancelAt: .ownership)
+        let host = InstantHost()
+        host.whenOwning = { records.records[MigrationID(4)] = try? records.records[MigrationID(4)]!.moved(to: .cancelling, at: 5) }
         let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
         try manager.accept(request(4))
         let final = try #require(manager.drive(MigrationID(4)))
@@ -135,11 +159,13 @@ final class InstantHost: MigrationHost {
     @Test func finishingIsRecordedBeforeTheDropAndRefusesACancel() throws {
         let records = MemoryRecords()
         records.records[MigrationID(7)] = request(7).record(createdAt: 0)
-        let host = FinishWatchingHost(records: records, id: MigrationID(7))
+        let host = InstantHost()
+        var recordAtFinish: MigrationRecord?
+        host.whenFinishing = { recordAtFinish = records.records[MigrationID(7)] }
         let manager = MigrationManager(host: host, serverID: ServerID(2), records: records)
         try manager.accept(request(7))
         #expect(try #require(manager.drive(MigrationID(7))).phase == .done)
-        let atFinish = try #require(host.recordAtFinish)
+        let atFinish = try #require(recordAtFinish)
         #expect(atFinish.phase == .moving && atFinish.finishing)
         #expect(throws: FulvaError.self) { try atFinish.cancelAction() }
         var moving = try request(8).record(createdAt: 0).moved(to: .moving, at: 1)
@@ -168,62 +194,4 @@ final class InstantHost: MigrationHost {
         #expect(records.records[MigrationID(5)]?.phase == .cancelled)
         #expect(records.records[MigrationID(6)]?.phase == .done)
     }
-}
-
-/// A host during whose run an operator cancels: the record moves to
-/// cancelling when ownership is taken, and (with `.pull`) the first pull
-/// reports the cancel as the C++ host does once the reverse run froze the
-/// tablet here.
-final class CancellingHost: MigrationHost {
-    enum Moment { case ownership, pull }
-    let records: MemoryRecords
-    let id: MigrationID
-    let cancelAt: Moment
-    var calls: [String] = []
-    init(records: MemoryRecords, id: MigrationID, cancelAt: Moment) {
-        self.records = records
-        self.id = id
-        self.cancelAt = cancelAt
-    }
-    func log(_ level: LogLevel, _ message: String) {}
-    func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
-        calls.append("prepare")
-        return PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
-    }
-    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) {
-        calls.append("own")
-        records.records[id] = try? records.records[id]!.moved(to: .cancelling, at: 5)
-    }
-    func pull(_ request: MigrationRequest, _ batches: [PullBatch]) -> [PullOutcome] {
-        if cancelAt == .pull {
-            calls.append("pull")
-            return batches.map { _ in .failed(status: HostError.cancelled) }
-        }
-        return batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
-    }
-    func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
-    func finish(_ request: MigrationRequest) throws(HostError) { calls.append("finish") }
-    func abandon(_ request: MigrationRequest) throws(HostError) { calls.append("abandon") }
-}
-
-/// An instant host that notes the stored record when it is told to finish.
-final class FinishWatchingHost: MigrationHost {
-    let records: MemoryRecords
-    let id: MigrationID
-    var recordAtFinish: MigrationRecord?
-    init(records: MemoryRecords, id: MigrationID) {
-        self.records = records
-        self.id = id
-    }
-    func log(_ level: LogLevel, _ message: String) {}
-    func prepareSource(_ request: MigrationRequest) throws(HostError) -> PreparedSource {
-        PreparedSource(versionBound: 100, bucketCount: 64, partitions: request.partitions, completionRecords: 0)
-    }
-    func takeOwnership(_ request: MigrationRequest, prepared: PreparedSource) throws(HostError) {}
-    func pull(_ request: MigrationRequest, _ batches: [PullBatch]) -> [PullOutcome] {
-        batches.map { .replayed(objects: 1, bytes: 10, resumeBucket: $0.buckets.upperBound) }
-    }
-    func publishWatermark(_ id: MigrationID, partition: Int, bucket: UInt64) {}
-    func finish(_ request: MigrationRequest) throws(HostError) { recordAtFinish = records.records[id] }
-    func abandon(_ request: MigrationRequest) throws(HostError) {}
 }
