@@ -19,14 +19,12 @@
 #ifndef RAMCLOUD_FULVARECOVERY_H
 #define RAMCLOUD_FULVARECOVERY_H
 
-#include <cstdlib>
-#include <map>
 #include <string>
 #include <vector>
 
-#include "Buffer.h"
 #include "ExternalStorage.h"
 #include "ServerId.h"
+#include "fulva/FulvaRecordFields.h"
 
 namespace RAMCloud {
 namespace FulvaRecovery {
@@ -44,32 +42,10 @@ struct MovingTablet {
     ServerId destination;
 };
 
-/// The "key=value" lines of a migration record (FulvaZooKeeper's
-/// RecordCodec).
-inline std::map<std::string, std::string>
-fields(const char* bytes, int length)
-{
-    std::map<std::string, std::string> out;
-    std::string text(bytes, static_cast<size_t>(length));
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t end = text.find('\n', start);
-        if (end == std::string::npos)
-            end = text.size();
-        size_t equals = text.find('=', start);
-        if (equals != std::string::npos && equals < end)
-            out[text.substr(start, equals - start)] =
-                    text.substr(equals + 1, end - equals - 1);
-        start = end + 1;
-    }
-    return out;
-}
-
-/// The migrations past Prepare that have not ended (moving, or
-/// cancelling: a cancel's reverse run is a record of its own, whose source
-/// is the cancelled run's destination) and involve `crashed`, from the
-/// records under /fulva/<cluster>/migrations. The cluster's name is the
-/// last part of the coordinator's workspace ("/ramcloud/<cluster>/").
+/// The migrations past Prepare that have not ended and involve `crashed`
+/// (Fulva::movingWith), from the records under /fulva/<cluster>/migrations.
+/// The cluster's name is the last part of the coordinator's workspace
+/// ("/ramcloud/<cluster>/").
 inline std::vector<MovingTablet>
 tabletsMoving(ExternalStorage* storage, ServerId crashed)
 {
@@ -88,24 +64,17 @@ tabletsMoving(ExternalStorage* storage, ServerId crashed)
         return moving;
     }
     for (ExternalStorage::Object& record : records) {
-        if (record.value == NULL)
-            continue;
-        std::map<std::string, std::string> f = fields(record.value,
-                                                      record.length);
-        const std::string& phase = f["phase"];
-        if (phase != "moving" && phase != "cancelling")
-            continue;
-        uint64_t source = strtoull(f["source"].c_str(), NULL, 10);
-        uint64_t destination = strtoull(f["destination"].c_str(), NULL, 10);
-        if (source != crashed.getId() && destination != crashed.getId())
+        Fulva::MovingRecord m;
+        if (record.value == NULL || !Fulva::movingWith(record.value,
+                static_cast<size_t>(record.length), crashed.getId(), &m))
             continue;
         MovingTablet tablet;
-        tablet.migrationId = strtoull(f["id"].c_str(), NULL, 10);
-        tablet.tableId = strtoull(f["table"].c_str(), NULL, 10);
-        tablet.firstKeyHash = strtoull(f["firstKeyHash"].c_str(), NULL, 10);
-        tablet.lastKeyHash = strtoull(f["lastKeyHash"].c_str(), NULL, 10);
-        tablet.source = ServerId(source);
-        tablet.destination = ServerId(destination);
+        tablet.migrationId = m.migrationId;
+        tablet.tableId = m.tableId;
+        tablet.firstKeyHash = m.firstKeyHash;
+        tablet.lastKeyHash = m.lastKeyHash;
+        tablet.source = ServerId(m.source);
+        tablet.destination = ServerId(m.destination);
         moving.push_back(tablet);
     }
     return moving;
