@@ -945,7 +945,8 @@ FulvaHost::recoverIntoSource(uint64_t tableId, uint64_t firstKeyHash,
  * the tablet whole. The tablet is not ready while the replay runs (clients
  * retry) and ordinary once recovery ends; the migration cannot go on.
  *
- * eturn
+ * 
+eturn
  *      False when no tablet of exactly this range migrates here: the
  *      caller's ordinary overlap handling applies.
  */
@@ -1356,18 +1357,19 @@ FulvaHost::read(const WireFormat::FulvaRead::Request* reqHdr,
     // A reverse run's destination holds its old copy: an entry below the
     // cancelled run's bound may have been overwritten or removed at the
     // other server, and is reported as that old copy.
-    bool trusted = local != Fulva::Entry::OBJECT || version >= trustFrom;
-    bool known = Fulva::knowsKey(trusted ? local : Fulva::Entry::NONE,
-                                 covered, fetched);
-    if (!known && trustFrom != 0) {
-        respHdr->answer = local == Fulva::Entry::OBJECT
-                ? FULVA_ANSWER_NOT_YET_MOVED_OVER_OBJECT
-                : FULVA_ANSWER_NOT_YET_MOVED_OVER_ABSENT;
-        if (local != Fulva::Entry::OBJECT) {
-            version = 0;
-            valueLength = 0;
-        }
-    } else switch (Fulva::answerRead(local, known)) {
+    Fulva::ReadAnswer answer = trustFrom != 0
+            ? Fulva::answerReverseRead(local, version, trustFrom, covered,
+                                       fetched)
+            : Fulva::answerRead(local, Fulva::knowsKey(local, covered,
+                                                        fetched));
+    switch (answer) {
+    case Fulva::ReadAnswer::NOT_YET_MOVED_OVER_OBJECT:
+        respHdr->answer = FULVA_ANSWER_NOT_YET_MOVED_OVER_OBJECT;
+        break;
+    case Fulva::ReadAnswer::NOT_YET_MOVED_OVER_ABSENT:
+        respHdr->answer = FULVA_ANSWER_NOT_YET_MOVED_OVER_ABSENT;
+        version = 0;
+        break;
     case Fulva::ReadAnswer::OBJECT:
         respHdr->answer = FULVA_ANSWER_OBJECT;
         break;
@@ -1579,7 +1581,7 @@ FulvaHost::fetchIfUnknown(Key& key, Fulva::RequestKind kind)
     }
     // A reverse run's old copy (below the cancelled run's bound) is not
     // the key's latest state (see read()).
-    if (local == Fulva::Entry::OBJECT && version < target->trustFrom)
+    if (!Fulva::trusts(local, version, target->trustFrom))
         local = Fulva::Entry::NONE;
     string name = keyString(key);
     bool known = Fulva::knowsKey(local, covered, target->knows(name));

@@ -59,8 +59,10 @@ struct Layout {
 /// What the destination's hash table holds for a key.
 enum class Entry { NONE, OBJECT, TOMBSTONE };
 
-/// The four answers to a read at the destination (DESIGN.md §3).
-enum class ReadAnswer { OBJECT, TOMBSTONE, ABSENT, NOT_YET_MOVED };
+/// The answers to a read at the destination (DESIGN.md §3); a reverse
+/// run's destination reports what it cannot tell yet over its old copy.
+enum class ReadAnswer { OBJECT, TOMBSTONE, ABSENT, NOT_YET_MOVED,
+                        NOT_YET_MOVED_OVER_OBJECT, NOT_YET_MOVED_OVER_ABSENT };
 
 /// Whether the destination's entry (or absence) for a key is its latest
 /// state (a forward run): the key's bucket is below its watermark, a
@@ -86,6 +88,32 @@ answerRead(Entry local, bool known)
     default:
         return known ? ReadAnswer::ABSENT : ReadAnswer::NOT_YET_MOVED;
     }
+}
+
+/// Whether an entry here is the key's latest state as far as its version
+/// goes. A reverse run's destination (trustFrom: the cancelled run's
+/// version bound; 0 for a forward run) still holds its old copy: an object
+/// below the bound is that copy. Removals here are always its own.
+inline bool
+trusts(Entry local, uint64_t version, uint64_t trustFrom)
+{
+    return local != Entry::OBJECT || version >= trustFrom;
+}
+
+/// A read at a reverse run's destination: as answerRead, except that a key
+/// it cannot tell yet is reported over the old copy it holds (the client
+/// merges that with the other server's answer).
+inline ReadAnswer
+answerReverseRead(Entry local, uint64_t version, uint64_t trustFrom,
+                  bool covered, bool fetched)
+{
+    bool known = knowsKey(trusts(local, version, trustFrom) ? local
+                                                            : Entry::NONE,
+                          covered, fetched);
+    if (known)
+        return answerRead(local, true);
+    return local == Entry::OBJECT ? ReadAnswer::NOT_YET_MOVED_OVER_OBJECT
+                                  : ReadAnswer::NOT_YET_MOVED_OVER_ABSENT;
 }
 
 /// Kinds of requests, as FulvaCore's RequestKind.

@@ -349,6 +349,10 @@ answerName(Fulva::ReadAnswer a)
     case Fulva::ReadAnswer::OBJECT: return "object";
     case Fulva::ReadAnswer::TOMBSTONE: return "tombstone";
     case Fulva::ReadAnswer::ABSENT: return "absent";
+    case Fulva::ReadAnswer::NOT_YET_MOVED_OVER_OBJECT:
+        return "notYetMovedOverObject";
+    case Fulva::ReadAnswer::NOT_YET_MOVED_OVER_ABSENT:
+        return "notYetMovedOverAbsent";
     default: return "notYetMoved";
     }
 }
@@ -429,6 +433,9 @@ checkRules(const char* path)
             got = layout.isCovered(number(w[4]), marks.data()) ? "yes" : "no";
         } else if (rule == "read") {
             got = answerName(Fulva::answerRead(entry(w[1]), w[2] == "yes"));
+        } else if (rule == "reverse-read") {
+            got = answerName(Fulva::answerReverseRead(entry(w[1]),
+                    number(w[2]), number(w[3]), false, w[4] == "yes"));
         } else if (rule == "admit") {
             Fulva::RequestKind kind =
                     w[1] == "read" ? Fulva::RequestKind::READ :

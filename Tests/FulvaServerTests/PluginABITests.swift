@@ -54,6 +54,20 @@ func fulvaCoreAnswer(_ c: RuleCase) throws -> String {
             marks.raise(partition: p, to: mark)
         }
         return marks.isCovered(number(w[4])) ? "yes" : "no"
+    case "reverse-read":
+        // A reverse run's destination; the key lies below no watermark.
+        let d = try DestinationMigration(id: MigrationID(2), tablet: Tablet(tableID: 1), source: ServerID(2),
+                                         destination: ServerID(1), strategy: .fulva,
+                                         reverse: ReverseRun(forward: MigrationID(1), forwardBound: number(w[3])),
+                                         tuning: .init(partitions: 1, bucketsPerBatch: 4, pipelineDepth: 1))
+        switch d.answerRead(keyHash: 0, local: entry(w[1], number(w[2])), fetched: w[4] == "yes") {
+        case .object: return "object"
+        case .tombstone: return "tombstone"
+        case .absent: return "absent"
+        case .notYetMoved(.object?): return "notYetMovedOverObject"
+        case .notYetMoved(.absent?): return "notYetMovedOverAbsent"
+        case .notYetMoved(nil): return "notYetMoved"
+        }
     case "read", "admit":
         // A destination in the phase asked for; the key is never covered by
         // a watermark, so "known" is whether a priority pull brought it.
