@@ -379,15 +379,59 @@ struct Summary: ParsableCommand {
             p50/p99 of the operations started before, during and after the migration; and,
             per operation kind, the longest interval during the migration in which no
             operation of that kind completed (what a client perceives as downtime).
-            The window is in CLOCK_MONOTONIC nanoseconds, as the history's times.
+            The window is in CLOCK_MONOTONIC nanoseconds, as the history's times, or
+            comes from the migration's record (--migration). With --run and --migration
+            it also prints the run's throughput, latency and verified keys and the
+            migration's figures. Exit status 1 when an operation failed or the
+            migration did not end done.
 
-            Example:
+            Examples:
               fulva-workload summary --history run.jsonl --migration-start 1200 --migration-end 3400
+              fulva-workload summary --history run.jsonl --run run.json --migration status.json
             """)
     @Option(help: "The file `run --history` wrote.") var history: String
-    @Option(help: "When the migration started (CLOCK_MONOTONIC ns).") var migrationStart: Int64
-    @Option(help: "When it ended (CLOCK_MONOTONIC ns).") var migrationEnd: Int64
+    @Option(help: "When the migration started (CLOCK_MONOTONIC ns).") var migrationStart: Int64?
+    @Option(help: "When it ended (CLOCK_MONOTONIC ns).") var migrationEnd: Int64?
+    @Option(help: "A file holding the migration as `rc-migrate status ID --json` printed it: its window (instead of --migration-start and --migration-end) and figures.")
+    var migration: String?
+    @Option(name: .customLong("run"), help: "A file holding what `run` printed: throughput, latency and verified keys.")
+    var runOutput: String?
     @Flag(help: "JSON instead of text.") var json = false
+
+    /// What the summary reads of `rc-migrate status ID --json`.
+    struct MigrationStatus: Decodable {
+        var id: UInt64
+        var phase: String
+        var source: UInt64
+        var destination: UInt64
+        var objectsMoved: UInt64
+        var bytesMoved: UInt64
+        /// Wall clock, milliseconds since the epoch.
+        var createdAtMillis: Int64
+        var updatedAtMillis: Int64
+    }
+
+    func decoded<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
+        guard let data = FileManager.default.contents(atPath: path) else { throw WorkloadError("cannot read \(what) \(path)") }
+        do { return try JSONDecoder().decode(type, from: data) } catch {
+            throw WorkloadError("\(path) is not what \(what) expects: \(error)")
+        }
+    }
+
+    /// The migration window on CLOCK_MONOTONIC, the history's clock: the
+    /// record's wall-clock times moved by the clocks' present difference.
+    func window(_ status: MigrationStatus?) throws -> (start: Int64, end: Int64) {
+        if let status {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let offset = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) - monotonicNanos()
+            return (status.createdAtMillis * 1_000_000 - offset, status.updatedAtMillis * 1_000_000 - offset)
+        }
+        guard let migrationStart, let migrationEnd else {
+            throw ValidationError("give the migration's window: --migration FILE, or --migration-start and --migration-end")
+        }
+        return (migrationStart, migrationEnd)
+    }
 
     struct Output: Encodable {
         struct Phase: Encodable { var operations: Int; var p50Micros: Double; var p99Micros: Double }
@@ -401,7 +445,10 @@ struct Summary: ParsableCommand {
     }
 
     func run() throws {
-        guard migrationStart <= migrationEnd else { throw ValidationError("--migration-start is after --migration-end") }
+        let status = try migration.map { try decoded(MigrationStatus.self, from: $0, what: "--migration") }
+        let result = try runOutput.map { try decoded(RunResult.self, from: $0, what: "--run") }
+        let (migrationStart, migrationEnd) = try window(status)
+        guard migrationStart <= migrationEnd else { throw ValidationError("the migration's start is after its end") }
         guard let text = try? String(contentsOfFile: history, encoding: .utf8) else {
             throw WorkloadError("cannot read --history \(history)")
         }
@@ -434,7 +481,25 @@ struct Summary: ParsableCommand {
         let output = Output(operations: figures.totalOperations, failed: figures.failedOperations,
                             before: phase(figures.latencyBefore), during: phase(figures.latencyDuring),
                             after: phase(figures.latencyAfter), longestGapDuringMigrationMillis: gaps)
-        if json { try printJSON(output); return }
+        // A demo's verdict: every operation answered correctly, and the
+        // migration ended done.
+        let passed = output.failed == 0 && (result?.failed ?? 0) == 0 && (status.map { $0.phase == "done" } ?? true)
+        if json {
+            try printJSON(output)
+            if !passed { throw ExitCode(1) }
+            return
+        }
+        if let result {
+            print(String(format: "  throughput      %.0f ops/s over %.1f s", result.operationsPerSecond, result.seconds))
+            print("  latency         p50 \(result.latency.p50Micros) us, p99 \(result.latency.p99Micros) us, max \(result.latency.maxMicros) us")
+            print("  verified        \(result.verified) keys read back as last written")
+        }
+        if let m = status {
+            let seconds = Double(m.updatedAtMillis - m.createdAtMillis) / 1000
+            print(String(format: "  migration %llu  %@: %llu objects, %.1f MB in %.2f s (%.1f MB/s), from master %llu to %llu",
+                         m.id, m.phase, m.objectsMoved, Double(m.bytesMoved) / 1e6, seconds,
+                         Double(m.bytesMoved) / 1e6 / max(seconds, 1e-3), m.source, m.destination))
+        }
         let line = { (name: String, p: Output.Phase?) in
             p.map { String(format: "  latency %@  p50 %.0f us, p99 %.0f us (%d operations)", name, $0.p50Micros,
                            $0.p99Micros, $0.operations) } ?? "  latency \(name)  no operations"
@@ -445,6 +510,7 @@ struct Summary: ParsableCommand {
         print(line("after ", output.after))
         print("  longest gap during the migration, per kind: "
             + gaps.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f ms", $0.key, $0.value) }.joined(separator: ", "))
+        if !passed { throw ExitCode(1) }
     }
 }
 
