@@ -34,8 +34,15 @@ final class TestCluster {
     let launcher: ClusterLauncher
     let state: ClusterState
     let watchdog: Watchdog
+    let what: String
+
+    /// Where each test's cluster logs are kept after it stops: the next
+    /// test reuses the cluster directory (its ports), and a failure is
+    /// often read after the suite.
+    static let logsDirectory = NSTemporaryDirectory() + "fulva-test-logs"
 
     init(_ spec: ClusterSpec, seconds: Double, what: String) throws {
+        self.what = what
         // The test process is a client of the cluster too (libramcloud in
         // process): the same RPC timeout as the cluster's own processes.
         setenv("RAMCLOUD_RPC_TIMEOUT_MS", String(spec.rpcTimeoutMillis), 1)
@@ -55,6 +62,20 @@ final class TestCluster {
     func stop() {
         _ = try? launcher.down()
         watchdog.item.cancel()
+        keepLogs()
+    }
+
+    /// Copies the cluster's process logs to logsDirectory/<test>/.
+    func keepLogs() {
+        let fm = FileManager.default
+        let kept = Self.logsDirectory + "/" + what
+        try? fm.removeItem(atPath: kept)
+        guard (try? fm.createDirectory(atPath: kept, withIntermediateDirectories: true)) != nil,
+              let names = try? fm.contentsOfDirectory(atPath: launcher.directory) else { return }
+        // The servers' logs (clients' logs carry a run number and stay).
+        for name in names where name.hasSuffix(".log") && !name.contains("-") {
+            try? fm.copyItem(atPath: launcher.directory + "/" + name, toPath: kept + "/" + name)
+        }
     }
 }
 
