@@ -218,6 +218,7 @@ struct BenchDriver {
     func run() throws {
         guard let state = try launcher.load() else { throw fail("no cluster in \(command.dir)") }
         let library = try RAMCloudLibrary(path: command.home.library)
+        RAMCloudInProcess.madeClient()
         let admin = try RAMCloudClient(library: library, coordinator: state.externalStorage)
         let store = try MigrationRecordStore(zooKeeper: try ZooKeeper(locator: state.externalStorage, timeoutMillis: 5000))
         let masters = try admin.serverCounters().map(\.serverID).sorted()

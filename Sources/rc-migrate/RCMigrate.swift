@@ -20,6 +20,24 @@ struct RCMigrate: ParsableCommand {
             """,
         subcommands: [Plan.self, Start.self, StatusCommand.self, List.self, Cancel.self, ThrottleCommand.self, MetricsCommand.self,
                       Cluster.self, Bench.self])
+
+    /// ArgumentParser's main, but a process that made a RAMCloud client
+    /// ends without exit()'s cleanup (RAMCloudInProcess).
+    static func main() {
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch {
+            if RAMCloudInProcess.any {
+                let message = fullMessage(for: error)
+                if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+                RAMCloudInProcess.exit(exitCode(for: error).rawValue)
+            }
+            exit(withError: error)
+        }
+        if RAMCloudInProcess.any { RAMCloudInProcess.exit(0) }
+    }
 }
 
 struct ClusterOptions: ParsableArguments {
