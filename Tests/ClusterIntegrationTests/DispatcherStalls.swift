@@ -22,18 +22,24 @@ struct DispatcherStalls {
 
     /// Stalls of at least `minimumMillis` in the logs of the cluster's processes.
     init(_ state: ClusterState, minimumMillis: Double = 500) {
+        self.init(logs: state.processes.map { ($0.name, $0.log) }, minimumMillis: minimumMillis)
+    }
+
+    /// Stalls of at least `minimumMillis` in these processes' log files.
+    init(logs: [(process: String, path: String)], minimumMillis: Double = 500) {
         var now = timespec(), monotonic = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         clock_gettime(CLOCK_MONOTONIC, &monotonic)
         let offset = (Int64(now.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000_000 + Int64(now.tv_nsec) - Int64(monotonic.tv_nsec)
-        for process in state.processes {
-            guard let log = try? String(contentsOfFile: process.log, encoding: .utf8) else { continue }
+        for process in logs {
+            guard let log = try? String(contentsOfFile: process.path, encoding: .utf8) else { continue }
             for line in log.split(separator: "\n") where line.contains("Long gap in dispatcher: ") {
+                // "<seconds> ... Long gap in dispatcher: <N> ms"
                 let fields = line.split(separator: " ")
-                guard let stamp = fields.first.flatMap({ Double($0) }),
-                      let millis = fields.last.flatMap({ Double($0) }), millis >= minimumMillis else { continue }
+                guard let stamp = fields.first.flatMap({ Double($0) }), fields.count >= 2,
+                      let millis = Double(fields[fields.count - 2]), millis >= minimumMillis else { continue }
                 let end = Int64(stamp * 1e9) - offset
-                stalls.append((process.name, end - Int64(millis * 1e6), end))
+                stalls.append((process.process, end - Int64(millis * 1e6), end))
             }
         }
     }

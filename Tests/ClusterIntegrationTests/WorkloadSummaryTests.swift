@@ -23,7 +23,7 @@ import Glibc
     /// after a migration window of one second that ended a second ago.
     func summarize(phase: String, failedDuring: Bool = false) throws -> (status: Int32, output: Output?) {
         let workload = try #require(ClientProgram.workload, "fulva-workload is not built next to the tests")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("summary-\(getpid())-\(phase)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("summary-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
 
